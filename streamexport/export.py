@@ -1,0 +1,266 @@
+"""The export pipeline: checkpoint -> ordered JSON text -> atomic file.
+
+One direction only: ``open_checkpoint`` gives the sorted tensor entries; each tensor is cut
+into contiguous chunks (``tensors.iter_chunks``); a pool of threads formats chunks ahead
+(the C core releases the GIL); this thread writes the formatted chunks in order and drops
+pages of the mapping it has passed. At most ``2 * threads`` chunks are in flight, so memory
+is bounded by a few chunk buffers whatever the size of a tensor or of the checkpoint.
+"""
+import collections
+import dataclasses
+import os
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+import torch
+
+from . import formatter
+from .errors import NonFiniteError, UnsupportedTensorError
+from .sources import open_checkpoint
+from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
+from .writer import AtomicOutput
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What an export did."""
+    output: str
+    tensors: int = 0
+    elements: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    skipped: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+
+    def summary(self):
+        rate = self.bytes_written / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        return (f"wrote {self.output}: {self.tensors} tensors, {self.elements:,} elements, "
+                f"{self.bytes_written:,} bytes in {self.seconds:.2f} s ({rate:.1f} MB/s)")
+
+
+def usable_cpu_count():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=(), exclude=(),
+           no_meta=False, strict=False, unsafe_load=False, safe_globals=(),
+           float_format="exact", nonfinite="error", threads=None, progress=False,
+           chunk_elements=DEFAULT_CHUNK_ELEMENTS, fsync=True):
+    """Export the checkpoint at ``src`` to TorchLean JSON at ``dst`` (``"-"``: stdout).
+
+    Options mirror the command line (``streamexport export --help``). Returns an
+    ExportReport; raises a StreamExportError subclass on bad input or output, after which
+    no new file exists at ``dst`` and an existing one is untouched.
+    """
+    _check_choice("float_format", float_format, formatter.FLOAT_FORMATS)
+    _check_choice("nonfinite", nonfinite, formatter.NONFINITE_POLICIES)
+    threads = usable_cpu_count() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    started = time.perf_counter()
+    report = ExportReport(output=str(dst))
+    with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
+                         include=include, exclude=exclude, strict=strict,
+                         unsafe_load=unsafe_load, safe_globals=safe_globals) as checkpoint:
+        report.skipped = list(checkpoint.skipped)
+        report.warnings = list(checkpoint.warnings)
+        writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements)
+        bar = _progress_bar(checkpoint.entries) if progress else None
+        try:
+            with AtomicOutput(dst, fsync=fsync) as out:
+                _write_in_order(writer.pieces(no_meta, bar), out, threads)
+        finally:
+            if bar is not None:
+                bar.close()
+        report.tensors = len(checkpoint.entries)
+        report.elements = writer.elements
+        report.bytes_written = out.bytes_written
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _progress_bar(entries):
+    from tqdm import tqdm
+    total = sum(_numel(entry.shape) for entry in entries)
+    return tqdm(total=total, unit=" elements", unit_scale=True, leave=False, dynamic_ncols=True)
+
+
+def _numel(shape):
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _key_text(name):
+    """A JSON string equal to json.dumps(name, ensure_ascii=False)."""
+    return orjson.dumps(name)
+
+
+class _DocumentWriter:
+    """Produces the document as an ordered stream of pieces: literal bytes, or zero-argument
+    jobs that return bytes (the formatting of one chunk, run on the pool)."""
+
+    def __init__(self, checkpoint, float_format, nonfinite, chunk_elements):
+        self.checkpoint = checkpoint
+        self.float_format = float_format
+        self.nonfinite = nonfinite
+        self.chunk_elements = chunk_elements
+        self.elements = 0
+
+    def pieces(self, no_meta, bar):
+        entries = self.checkpoint.entries
+        if no_meta:
+            yield b'{"params":{'
+        else:
+            meta = {entry.name: {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
+                    for entry in entries}
+            yield b'{"meta":' + orjson.dumps(meta) + b',"params":{'
+        for position, entry in enumerate(entries):
+            yield (b"," if position else b"") + _key_text(entry.name) + b":"
+            yield from self._tensor_pieces(entry, bar)
+        yield b"}}"
+
+    def _tensor_pieces(self, entry, bar):
+        tensor = entry.tensor()
+        dtype = formatter_dtype(tensor, entry.name)
+        shape = tuple(tensor.shape)
+        total = tensor.numel()
+        if total == 0:
+            yield formatter.format_chunk(b"", dtype, shape, 0, 0)
+            return
+        for start, block in iter_chunks(tensor, dtype, self.chunk_elements):
+            yield _ChunkJob(self, entry, tensor, dtype, shape, start, block)
+            self.elements += block.numel()
+            if bar is not None:
+                bar.update(block.numel())
+        if entry.mapped:
+            # Pages a non-contiguous tensor was copied from are released here, all at once.
+            storage = tensor.untyped_storage()
+            release_pages(storage.data_ptr(), storage.nbytes())
+
+    def nonfinite_error(self, entry, tensor, error):
+        count = 0
+        for _, block in iter_chunks(tensor, formatter_dtype(tensor), self.chunk_elements):
+            count += int((~torch.isfinite(block.to(torch.float32))).sum())
+        index = _multi_index(error.index, tuple(tensor.shape))
+        return NonFiniteError(
+            f"{entry.file}: tensor {entry.name!r} has {count} non-finite value"
+            f"{'s' if count != 1 else ''}, the first at index {list(index)}; "
+            "use --nonfinite null|string|literal to write them anyway", error.index)
+
+
+def _multi_index(flat, shape):
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size if size else 0)
+        flat //= size if size else 1
+    return tuple(reversed(index))
+
+
+class _ChunkJob:
+    """Formats one chunk; run on a worker thread (the C core releases the GIL)."""
+
+    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "block")
+
+    def __init__(self, owner, entry, tensor, dtype, shape, start, block):
+        self.owner, self.entry, self.tensor = owner, entry, tensor
+        self.dtype, self.shape, self.start, self.block = dtype, shape, start, block
+
+    def __call__(self):
+        owner = self.owner
+        try:
+            text = formatter.format_chunk(as_buffer(self.block, self.dtype), self.dtype,
+                                          self.shape, self.start, self.block.numel(),
+                                          owner.float_format, owner.nonfinite)
+        except NonFiniteError as error:
+            raise owner.nonfinite_error(self.entry, self.tensor, error) from None
+        return text
+
+    def written(self):
+        """Called once the chunk's text is out: drop the mapping's pages behind it."""
+        if self.entry.mapped and self.block.untyped_storage().data_ptr() == \
+                self.tensor.untyped_storage().data_ptr():
+            release_pages(self.block.data_ptr(), self.block.numel() * self.block.element_size())
+
+
+def _write_in_order(pieces, out, threads):
+    if threads == 1:
+        for piece in pieces:
+            if isinstance(piece, _ChunkJob):
+                out.write(piece())
+                piece.written()
+            else:
+                out.write(piece)
+        return
+    pending = collections.deque()
+    limit = 2 * threads
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streamexport") as pool:
+        try:
+            for piece in pieces:
+                if isinstance(piece, _ChunkJob):
+                    pending.append((piece, pool.submit(piece)))
+                else:
+                    pending.append((None, piece))
+                while len(pending) > limit:
+                    _write_oldest(pending, out)
+            while pending:
+                _write_oldest(pending, out)
+        except BaseException:
+            for _, item in pending:
+                if hasattr(item, "cancel"):
+                    item.cancel()
+            raise
+
+
+def _write_oldest(pending, out):
+    job, item = pending.popleft()
+    if job is None:
+        out.write(item)
+    else:
+        out.write(item.result())
+        job.written()
+
+
+def dumps(tensor, *, float_format="exact", nonfinite="error"):
+    """The JSON text of one tensor or numpy array, as ``json.dumps(t.tolist(),
+    separators=(",", ":")).encode()`` would give it, made by the C core."""
+    _check_choice("float_format", float_format, formatter.FLOAT_FORMATS)
+    _check_choice("nonfinite", nonfinite, formatter.NONFINITE_POLICIES)
+    if not isinstance(tensor, torch.Tensor):
+        tensor = _from_numpy(tensor)
+    dtype = formatter_dtype(tensor)
+    shape = tuple(tensor.shape)
+    total = tensor.numel()
+    if total == 0:
+        return formatter.format_chunk(b"", dtype, shape, 0, 0, float_format, nonfinite)
+    # The caller asked for the whole text, so a contiguous tensor is one call.
+    chunk = total if tensor.is_contiguous() else DEFAULT_CHUNK_ELEMENTS
+    parts = [formatter.format_chunk(as_buffer(block, dtype), dtype, shape, start, block.numel(),
+                                    float_format, nonfinite)
+             for start, block in iter_chunks(tensor, dtype, chunk)]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _from_numpy(array):
+    import numpy as np
+    array = np.asarray(array)
+    if array.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    try:
+        with warnings.catch_warnings():
+            # Read-only arrays are fine here: the formatter never writes to them.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array)
+    except TypeError:
+        raise UnsupportedTensorError(f"dumps: numpy dtype {array.dtype} is not supported") from None

@@ -1,0 +1,127 @@
+"""From a torch.Tensor to the raw, contiguous buffers the formatter reads.
+
+This module owns the one place where tensors become bytes:
+* ``formatter_dtype`` names a tensor's dtype for the formatter (or refuses the tensor);
+* ``iter_chunks`` walks a tensor in row-major order as contiguous blocks of at most
+  ``chunk_elements`` elements, copying only one block at a time when the tensor is not
+  contiguous (transposed, strided, expanded), never the whole tensor;
+* ``release_pages`` tells the kernel that pages of a file mapping already written are not
+  needed any more, so resident memory does not grow with the checkpoint.
+"""
+import ctypes
+import ctypes.util
+import mmap
+import os
+
+import torch
+
+from .errors import UnsupportedTensorError
+
+_FORMATTER_DTYPE = {
+    torch.float64: "float64",
+    torch.float32: "float32",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.int8: "int8",
+    torch.int16: "int16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
+for _name in ("float8_e4m3fn", "float8_e5m2"):
+    if hasattr(torch, _name):
+        _FORMATTER_DTYPE[getattr(torch, _name)] = _name
+
+# numpy has no bfloat16 or float8: the formatter reads their bit patterns.
+_BITS_VIEW = {"bfloat16": torch.int16, "float8_e4m3fn": torch.uint8, "float8_e5m2": torch.uint8}
+
+DEFAULT_CHUNK_ELEMENTS = 1 << 18
+
+
+def formatter_dtype(tensor, name="tensor"):
+    """The formatter's dtype name for ``tensor``; UnsupportedTensorError if it has no JSON form."""
+    if tensor.is_sparse or tensor.layout != torch.strided:
+        raise UnsupportedTensorError(f"{name}: sparse tensors ({tensor.layout}) are not supported")
+    if tensor.is_quantized:
+        raise UnsupportedTensorError(f"{name}: quantized tensors ({tensor.dtype}) are not supported")
+    if tensor.is_meta or tensor.device.type == "meta":
+        raise UnsupportedTensorError(f"{name}: a meta tensor has no data to export")
+    dtype = _FORMATTER_DTYPE.get(tensor.dtype)
+    if dtype is None:
+        raise UnsupportedTensorError(f"{name}: dtype {tensor.dtype} is not supported")
+    return dtype
+
+
+def _contiguous_blocks(tensor, chunk_elements):
+    """Contiguous tensors covering ``tensor`` in row-major order, each <= chunk_elements."""
+    if tensor.is_contiguous():
+        flat = tensor.reshape(-1)
+        for begin in range(0, flat.numel(), chunk_elements):
+            yield flat[begin:begin + chunk_elements]
+        return
+    rows = tensor.shape[0]
+    row_size = tensor.numel() // rows if rows else 0
+    if row_size == 0:
+        return
+    if row_size <= chunk_elements:
+        step = chunk_elements // row_size
+        for begin in range(0, rows, step):
+            yield tensor[begin:begin + step].contiguous().reshape(-1)
+    else:
+        for index in range(rows):
+            yield from _contiguous_blocks(tensor[index], chunk_elements)
+
+
+def iter_chunks(tensor, dtype=None, chunk_elements=DEFAULT_CHUNK_ELEMENTS):
+    """Yield ``(start, block)`` covering ``tensor`` in row-major order.
+
+    ``block`` is a 1-D contiguous torch tensor (a view when ``tensor`` is contiguous) and
+    ``start`` the flat index of its first element. Use ``as_buffer`` to hand it to the
+    formatter. 0-d tensors give one block of one element; empty tensors give none.
+    """
+    dtype = dtype or formatter_dtype(tensor)
+    tensor = tensor.resolve_conj().resolve_neg()
+    if tensor.dim() == 0:
+        tensor = tensor.reshape(1)
+    start = 0
+    for block in _contiguous_blocks(tensor, max(1, chunk_elements)):
+        yield start, block
+        start += block.numel()
+
+
+def as_buffer(block, dtype):
+    """A numpy view (no copy) of a contiguous 1-D block, in the formatter's element layout."""
+    bits = _BITS_VIEW.get(dtype)
+    if bits is not None:
+        block = block.view(bits)
+    return block.numpy()
+
+
+# ---- page release -------------------------------------------------------------------
+
+_PAGE = mmap.PAGESIZE
+_MADV_DONTNEED = 4
+_libc = None
+if os.name == "posix":
+    try:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        _libc.madvise.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        _libc = None
+
+
+def release_pages(address, nbytes):
+    """Drop the whole pages inside ``[address, address + nbytes)`` from this process.
+
+    Only for read-only *file* mappings (torch.load(mmap=True), safetensors maps): there
+    MADV_DONTNEED only forgets pages, which fault back in from the file if read again. On
+    anonymous memory it would zero the data, so callers must know the memory is a mapping.
+    """
+    if _libc is None or nbytes <= 0:
+        return
+    first = (address + _PAGE - 1) // _PAGE * _PAGE
+    last = (address + nbytes) // _PAGE * _PAGE
+    if last > first:
+        _libc.madvise(first, last - first, _MADV_DONTNEED)

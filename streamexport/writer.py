@@ -1,0 +1,133 @@
+"""Atomic output: a document appears at its target whole, or not at all.
+
+The text is written to a temporary file created exclusively (O_EXCL, so a symlink planted
+at its name is never followed) in the target's own directory, and renamed over the target
+only after the last byte is written and flushed. Any failure -- an exception, a signal
+turned into an exception, a full disk, the file-size limit -- removes the temporary file and
+leaves an existing target untouched. ``-`` writes to stdout; a target that exists and is not
+a regular file (``/dev/null``, a FIFO) is written in place, since it cannot be replaced.
+"""
+import errno
+import os
+import stat
+import sys
+import tempfile
+
+from .errors import OutputError
+
+_CAUSES = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "the file-size limit was reached",
+    errno.EACCES: "permission denied",
+    errno.EROFS: "read-only file system",
+}
+
+
+def describe_os_error(exc):
+    """A short cause for an OSError, without the errno noise."""
+    return _CAUSES.get(exc.errno) or exc.strerror or str(exc)
+
+
+class AtomicOutput:
+    """``with AtomicOutput(path) as out: out.write(b"...")`` -- committed only on a clean exit."""
+
+    def __init__(self, target, *, fsync=True):
+        self.target = target
+        self.bytes_written = 0
+        self._fsync = fsync
+        self._fd = None
+        self._temp = None
+        self._owns_fd = True
+
+    # -- opening -------------------------------------------------------------------------
+
+    def __enter__(self):
+        if self.target == "-":
+            self._fd = sys.stdout.fileno()
+            self._owns_fd = False
+            sys.stdout.flush()
+            return self
+        target = os.path.abspath(self.target)
+        directory = os.path.dirname(target)
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write: {describe_os_error(exc)}") from None
+        if mode is not None and stat.S_ISDIR(mode):
+            raise OutputError(f"{self.target}: is a directory")
+        if mode is not None and not stat.S_ISREG(mode):
+            self._open_in_place(target)
+            return self
+        if not os.path.isdir(directory):
+            raise OutputError(f"{self.target}: the output directory {directory} does not exist")
+        try:
+            self._fd, self._temp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=directory)
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write in {directory}: "
+                              f"{describe_os_error(exc)}") from None
+        return self
+
+    def _open_in_place(self, target):
+        try:
+            self._fd = os.open(target, os.O_WRONLY)
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write: {describe_os_error(exc)}") from None
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self.bytes_written += written
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self.target}: write failed: {describe_os_error(exc)}") from None
+
+    # -- closing -------------------------------------------------------------------------
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self._commit()
+        else:
+            self._discard()
+        return False
+
+    def _commit(self):
+        if self._temp is None:
+            self._close()
+            return
+        try:
+            if self._fsync:
+                os.fsync(self._fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(self._fd, 0o666 & ~umask)
+            self._close()
+            os.replace(self._temp, os.path.abspath(self.target))
+            self._temp = None
+        except OSError as exc:
+            self._discard()
+            raise OutputError(f"{self.target}: cannot finish writing: "
+                              f"{describe_os_error(exc)}") from None
+
+    def _discard(self):
+        self._close()
+        if self._temp is not None:
+            try:
+                os.unlink(self._temp)
+            except FileNotFoundError:
+                pass
+            self._temp = None
+
+    def _close(self):
+        if self._fd is not None and self._owns_fd:
+            os.close(self._fd)
+        self._fd = None
