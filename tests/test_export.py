@@ -1,0 +1,268 @@
+"""The export against its contract: byte-for-byte the adapter's json.dumps payload."""
+import json
+import threading
+
+import pytest
+import torch
+import torch.nn as nn
+
+import streamexport
+from streamexport.errors import NameCollisionError, NonFiniteError, UnsupportedTensorError
+
+from reference import payload_json, reference_bytes
+
+
+def export_bytes(src, tmp_path, **options):
+    out = tmp_path / "out.json"
+    streamexport.export(str(src), str(out), **options)
+    return out.read_bytes()
+
+
+def save(obj, tmp_path, name="model.pt"):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return path
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+
+
+# ---- the layouts and models the issue names ------------------------------------------
+
+def test_mlp_state_dict_is_byte_identical(tmp_path):
+    path = save(mlp().state_dict(), tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_dataparallel_prefix_is_stripped_and_kept_on_request(tmp_path):
+    path = save(nn.DataParallel(mlp()).state_dict(), tmp_path)
+    stripped = export_bytes(path, tmp_path)
+    assert stripped == reference_bytes(path)
+    assert b'"module.' not in stripped
+    kept = export_bytes(path, tmp_path, keep_prefix=True)
+    assert kept == reference_bytes(path, keep_prefix=True)
+    assert b'"module.0.weight"' in kept
+
+
+def test_state_dict_wrapper_with_extra_entries(tmp_path):
+    path = save({"state_dict": mlp().state_dict(), "epoch": 3, "arch": "mlp"}, tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_model_state_dict_with_optimizer_state(tmp_path):
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 5)).sum().backward()
+    optimizer.step()
+    path = save({"model_state_dict": model.state_dict(),
+                 "optimizer_state_dict": optimizer.state_dict(), "epoch": 1}, tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_non_tensor_entries_are_skipped_and_reported(tmp_path):
+    path = save({"w": torch.ones(2), "step": 7, "note": "hi"}, tmp_path)
+    out = tmp_path / "out.json"
+    report = streamexport.export(str(path), str(out))
+    assert sorted(report.skipped) == ["note", "step"]
+    assert report.tensors == 1 and report.elements == 2
+    assert out.read_bytes() == reference_bytes(path)
+
+
+def test_bfloat16_transformer(tmp_path):
+    torch.manual_seed(1)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32).to(torch.bfloat16)
+    path = save(layer.state_dict(), tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_batchnorm_with_num_batches_tracked(tmp_path):
+    bn = nn.BatchNorm1d(4)
+    bn(torch.randn(8, 4))
+    path = save(bn.state_dict(), tmp_path)
+    data = export_bytes(path, tmp_path)
+    assert data == reference_bytes(path)
+    assert b'"num_batches_tracked":1' in data
+
+
+def every_dtype_state_dict():
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(3, 4, generator=g) * 100
+    sd = {
+        "f64": base.double() / 7,
+        "f32": base / 3,
+        "f16": (base / 5).half(),
+        "bf16": (base / 5).bfloat16(),
+        "i8": torch.tensor([-128, 0, 127], dtype=torch.int8),
+        "i16": torch.tensor([-32768, 1, 32767], dtype=torch.int16),
+        "i32": torch.tensor([[-2**31, 5], [0, 2**31 - 1]], dtype=torch.int32),
+        "i64": torch.tensor([-2**63, -1, 0, 2**63 - 1], dtype=torch.int64),
+        "u8": torch.tensor([0, 200, 255], dtype=torch.uint8),
+        "bool": torch.tensor([[True, False], [False, True]]),
+        "f8e4m3": (base / 50).to(torch.float8_e4m3fn),
+        "f8e5m2": (base / 50).to(torch.float8_e5m2),
+        "tiny": torch.tensor([5e-324, -0.0, 1e16, 1e-5, 1.7976931348623157e308], dtype=torch.float64),
+    }
+    return sd
+
+
+def test_every_dtype(tmp_path):
+    path = save(every_dtype_state_dict(), tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_awkward_keys(tmp_path):
+    names = ['quote"d', "back\\slash", "tab\tnew\nline\x01\x1f", "ünïcødé.权重", "emoji🙂",
+             "del\x7f", "sep\u2028", "", "module.x"]
+    sd = {name: torch.tensor([float(i)]) for i, name in enumerate(names)}
+    path = save(sd, tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+
+
+def test_zero_dim_empty_and_size_one_shapes(tmp_path):
+    sd = {"scalar": torch.tensor(2.5), "int_scalar": torch.tensor(3), "e0": torch.zeros(0),
+          "e20": torch.zeros(2, 0), "e03": torch.zeros(0, 3), "e230": torch.zeros(2, 3, 0),
+          "ones": torch.ones(1, 1, 3, 1)}
+    path = save(sd, tmp_path)
+    data = export_bytes(path, tmp_path)
+    assert data == reference_bytes(path)
+    assert b'"e20":[[],[]]' in data and b'"scalar":2.5' in data
+
+
+def test_non_contiguous_and_tied_tensors(tmp_path):
+    base = torch.arange(60, dtype=torch.float32).reshape(6, 10) / 7
+    sd = {
+        "transposed": base.t(),
+        "strided": base[::2, 1::3],
+        "offset": base[3:],
+        "expanded": torch.tensor([1.5, 2.5]).expand(4, 2),
+        "tied_a": base,
+        "tied_b": base,
+        "bf16_t": base.bfloat16().t(),
+    }
+    path = save(sd, tmp_path)
+    # Tiny chunks force the row-block path through every shape.
+    for chunk in (1, 3, 7, 1 << 18):
+        assert export_bytes(path, tmp_path, chunk_elements=chunk, threads=1) == reference_bytes(path)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_output_is_identical_for_any_thread_count(tmp_path, threads):
+    g = torch.Generator().manual_seed(3)
+    sd = {f"layer{i}.weight": torch.randn(50, 37, generator=g) for i in range(6)}
+    path = save(sd, tmp_path)
+    assert export_bytes(path, tmp_path, threads=threads, chunk_elements=97) == reference_bytes(path)
+
+
+def test_no_meta(tmp_path):
+    path = save(mlp().state_dict(), tmp_path)
+    data = export_bytes(path, tmp_path, no_meta=True)
+    assert data == reference_bytes(path, no_meta=True)
+    assert data.startswith(b'{"params":{')
+
+
+def test_shortest_mode_round_trips_at_the_dtype(tmp_path):
+    g = torch.Generator().manual_seed(4)
+    sd = {"f32": torch.randn(100, generator=g) * 0.02, "bf16": torch.randn(100, generator=g).bfloat16(),
+          "f64": torch.randn(10, generator=g, dtype=torch.float64)}
+    path = save(sd, tmp_path)
+    exact = export_bytes(path, tmp_path)
+    short = export_bytes(path, tmp_path, float_format="shortest")
+    assert len(short) < len(exact)
+    doc = json.loads(short)
+    for name, tensor in sd.items():
+        back = torch.tensor(doc["params"][name], dtype=torch.float64).to(tensor.dtype)
+        assert torch.equal(back, tensor), name
+    assert json.loads(exact)["meta"] == doc["meta"]
+
+
+# ---- refusals ------------------------------------------------------------------------
+
+def test_name_collision_is_an_error_naming_both(tmp_path):
+    path = save({"module.fc": torch.ones(1), "fc": torch.zeros(1)}, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(NameCollisionError) as info:
+        streamexport.export(str(path), str(out))
+    assert "module.fc" in str(info.value) and "fc" in str(info.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.ones(2, dtype=torch.complex64),
+    lambda: torch.eye(3).to_sparse(),
+    lambda: torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.quint8),
+], ids=["complex", "sparse", "quantized"])
+def test_unsupported_tensors_fail_before_any_output(tmp_path, make):
+    path = save({"a": torch.ones(1), "bad.weight": make()}, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(UnsupportedTensorError, match="bad.weight"):
+        streamexport.export(str(path), str(out))
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_nonfinite_error_names_tensor_count_and_first_index(tmp_path):
+    t = torch.zeros(3, 4)
+    t[1, 2] = float("nan")
+    t[2, 0] = float("inf")
+    path = save({"ok": torch.ones(2), "bad": t}, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(NonFiniteError) as info:
+        streamexport.export(str(path), str(out), chunk_elements=5)
+    message = str(info.value)
+    assert "'bad'" in message and "2 non-finite values" in message and "[1, 2]" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("policy,token", [("null", b"null"), ("string", b'"NaN"'),
+                                          ("literal", b"NaN")])
+def test_nonfinite_policies(tmp_path, policy, token):
+    path = save({"t": torch.tensor([1.0, float("nan"), float("inf"), -float("inf")])}, tmp_path)
+    data = export_bytes(path, tmp_path, nonfinite=policy)
+    expected = {b"null": b"[1.0,null,null,null]", b'"NaN"': b'[1.0,"NaN","Infinity","-Infinity"]',
+                b"NaN": b"[1.0,NaN,Infinity,-Infinity]"}[token]
+    assert data.endswith(b'"params":{"t":' + expected + b"}}")
+
+
+# ---- dumps ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(every_dtype_state_dict()))
+def test_dumps_matches_json_dumps_of_tolist(name):
+    tensor = every_dtype_state_dict()[name]
+    expected = json.dumps(tensor.tolist(), separators=(",", ":")).encode()
+    assert streamexport.dumps(tensor) == expected
+    assert streamexport.dumps(tensor.t() if tensor.dim() == 2 else tensor) == \
+        json.dumps((tensor.t() if tensor.dim() == 2 else tensor).tolist(), separators=(",", ":")).encode()
+
+
+def test_dumps_takes_numpy_arrays():
+    import numpy as np
+    array = np.arange(12, dtype=np.float32).reshape(3, 4) / 3
+    array.setflags(write=False)
+    assert streamexport.dumps(array) == json.dumps(array.tolist(), separators=(",", ":")).encode()
+
+
+# ---- concurrency ---------------------------------------------------------------------
+
+def test_concurrent_exports_in_threads_give_the_lone_bytes(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    paths = []
+    for i in range(4):
+        sd = {f"w{j}": torch.randn(30, 20, generator=g).to([torch.float32, torch.bfloat16,
+                                                           torch.float64, torch.float16][i])
+              for j in range(3)}
+        paths.append(save(sd, tmp_path, f"m{i}.pt"))
+    lone = [export_bytes(p, tmp_path) for p in paths]
+    results = [None] * len(paths)
+
+    def run(i):
+        out = tmp_path / f"c{i}.json"
+        streamexport.export(str(paths[i]), str(out), threads=2, chunk_elements=64)
+        results[i] = out.read_bytes()
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(paths))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert results == lone
