@@ -1,0 +1,452 @@
+"""Checkpoint sources: a path on disk -> a sorted list of tensors ready to stream.
+
+``open_checkpoint`` does every check that can be done before formatting starts, so that a
+bad checkpoint fails before any output exists:
+
+* the file exists, is readable and is a checkpoint (torch zip, legacy torch pickle,
+  safetensors, or a directory / ``*.index.json`` of shards);
+* the layout gives one clear state_dict (``state_dict``, ``model_state_dict``, raw, a few
+  common wrappers, or ``key="a.b"``);
+* names after the prefix rules are unique; selection globs; ``strict``;
+* every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``).
+
+Errors are ``CheckpointError`` subclasses whose message is one line naming the file and the
+cause. Warnings torch would print are caught; the useful ones become ``Checkpoint.warnings``.
+"""
+import fnmatch
+import os
+import re
+import threading
+import warnings as _warnings
+import zipfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import CheckpointError, LayoutError, NameCollisionError
+from .tensors import formatter_dtype
+
+# TorchLean's adapter unwraps these, in this order, when the value is a dict.
+TORCHLEAN_WRAPPERS = ("state_dict", "model_state_dict")
+# Further wrappers training code uses; picked only when the top level holds no tensors.
+EXTRA_WRAPPERS = ("model", "module", "ema", "model_ema")
+DEFAULT_PREFIX = "module."
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."   # pickle of torch's magic number
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    name: str               # final name, after the prefix rules (the JSON key)
+    source_name: str        # the key as stored in the checkpoint (for messages)
+    dtype: str              # the formatter's dtype name
+    torch_dtype: str        # str(tensor.dtype), goes into meta
+    shape: tuple            # tuple of ints
+    file: str               # the file holding it (for messages)
+    mapped: bool            # tensor() is backed by a read-only file mapping
+    _get: Callable = field(repr=False, compare=False, default=None)
+
+    def tensor(self):
+        """The CPU tensor, zero-copy from the mapping where possible."""
+        if self._get is None:
+            raise CheckpointError(f"{self.file}: checkpoint is closed ({self.source_name})")
+        return self._get()
+
+
+class Checkpoint:
+    """The tensors of one checkpoint (a file or a directory of shards), sorted by name."""
+
+    def __init__(self, path, entries, skipped, warnings, resources=()):
+        self.path = path
+        self.entries = entries
+        self.skipped = skipped
+        self.warnings = warnings
+        self._resources = list(resources)
+
+    def close(self):
+        """Drop the loaded objects and unmap what can be unmapped."""
+        resources, self._resources = self._resources, []
+        for resource in resources:
+            close = getattr(resource, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing must not mask the caller's error
+                    pass
+        for index, entry in enumerate(self.entries):
+            object.__setattr__(entry, "_get", None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return f"<Checkpoint {self.path!r}: {len(self.entries)} tensors, {len(self.skipped)} skipped>"
+
+
+# ---- one-line messages --------------------------------------------------------------
+
+def _one_line(text, limit=300):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _fail(path, cause, cls=CheckpointError):
+    return cls(f"{path}: {_one_line(cause)}")
+
+
+def _human_size(nbytes):
+    size = float(nbytes)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+# ---- finding out what a path is -----------------------------------------------------
+
+def _check_file(path):
+    """Raise a clean CheckpointError unless ``path`` is a readable, non-empty regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _fail(path, "no such file or directory") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
+    if os.path.isdir(path):
+        return "dir"
+    if not os.path.isfile(path):
+        raise _fail(path, "not a regular file")
+    if not os.access(path, os.R_OK):
+        raise _fail(path, "cannot read: permission denied")
+    if st.st_size == 0:
+        raise _fail(path, "empty file, not a checkpoint")
+    return "file"
+
+
+def _sniff(path):
+    """'zip', 'legacy', 'safetensors' or a CheckpointError for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
+    if head.startswith(_ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(_LEGACY_MAGIC[:2]) and head[2:3] == b"\x8a":
+        return "legacy"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if path.endswith(".safetensors"):
+        return "safetensors"
+    raise _fail(path, "not a checkpoint: neither a PyTorch zip/pickle file nor a safetensors file")
+
+
+# ---- torch.load ---------------------------------------------------------------------
+
+_LOAD_LOCK = threading.Lock()
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_BLOCKED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked")
+
+
+def _explain_load_error(path, exc, unsafe_load):
+    """One line for an exception raised by torch.load."""
+    text = str(exc)
+    match = _BLOCKED_GLOBAL.search(text)
+    if match:
+        return _fail(path, f"refused: the pickle calls {match.group(1)} (module {match.group(2)} "
+                           "is never allowed; nothing was executed)")
+    match = _UNSUPPORTED_GLOBAL.search(text)
+    if match:
+        name = match.group(1)
+        return _fail(path, f"refused: the pickle needs the global {name}, which weights_only "
+                           f"loading does not allow; if you trust it, pass --safe-global {name} "
+                           "(or --unsafe-load, which runs pickle code)")
+    if "Trying to call reduce for unrecognized function" in text or \
+            "Can only build" in text or "Can only create new object" in text:
+        return _fail(path, f"refused by weights_only loading: {text}")
+    if "central directory" in text or "failed reading zip archive" in text:
+        return _fail(path, "corrupt or truncated zip archive (cannot read its central directory)")
+    if "PytorchStreamReader" in text or "zip archive" in text:
+        return _fail(path, f"corrupt zip archive: {text}")
+    if isinstance(exc, (EOFError,)) or "Ran out of input" in text or "truncated" in text.lower():
+        return _fail(path, "truncated checkpoint (the pickle ends early)")
+    if "Invalid magic number" in text or "invalid load key" in text:
+        return _fail(path, "corrupt checkpoint: not a valid torch pickle")
+    if isinstance(exc, MemoryError):
+        return _fail(path, "out of memory while loading")
+    if isinstance(exc, OSError) and getattr(exc, "strerror", None):
+        return _fail(path, f"cannot read: {exc.strerror}")
+    kind = type(exc).__name__
+    return _fail(path, f"cannot load ({kind}): {text or 'no details'}")
+
+
+def _check_zip_structure(path):
+    """Read the zip's central directory and check every record's CRC-32.
+
+    torch's reader maps storages by offset and never checks their CRC, so a bit flip in
+    tensor data would go unnoticed; reading each record once here (in bounded chunks; the
+    pages stay in the OS cache for the export) finds it before any output exists.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile as exc:
+        raise _fail(path, f"corrupt or truncated zip archive ({exc})") from None
+    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise _fail(path, f"corrupt or truncated zip archive ({type(exc).__name__}: {exc})") from None
+    if bad is not None:
+        raise _fail(path, f"corrupt zip archive: record {bad} fails its CRC-32 check")
+
+
+def _torch_load(path, kind, unsafe_load, safe_globals, messages):
+    """torch.load with torch's warnings caught; returns (object, mapped)."""
+    import torch
+    from . import _safe_globals
+
+    mapped = kind == "zip"
+    if kind == "zip":
+        _check_zip_structure(path)
+    else:
+        size = os.path.getsize(path)
+        messages.append(f"{path}: legacy (non-zip) torch checkpoint: it cannot be memory-mapped "
+                        f"and is loaded whole, about {_human_size(size)} of memory")
+    kwargs = dict(map_location="cpu", weights_only=not unsafe_load)
+    if mapped:
+        kwargs["mmap"] = True
+    try:
+        extra = tuple(_safe_globals.normalize(name) for name in safe_globals)
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from None
+    dict_like = set()
+    while True:
+        try:
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                if unsafe_load:
+                    obj = torch.load(path, **kwargs)
+                else:
+                    # the allow-list is process-wide state in torch: one load at a time
+                    with _LOAD_LOCK, _safe_globals.allowed(extra, dict_like):
+                        obj = torch.load(path, **kwargs)
+            break
+        except CheckpointError:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            # a stand-in met dict items: it stands for a dict subclass; load again with
+            # that global giving a plain dict (a few rounds at most; mmap makes them cheap)
+            name = None if unsafe_load else _safe_globals.dict_like_global(str(exc))
+            if name is not None and name not in dict_like and len(dict_like) < 16:
+                dict_like.add(name)
+                continue
+            raise _explain_load_error(path, exc, unsafe_load) from None
+    for warning in caught:
+        text = _one_line(warning.message)
+        if "weights_only" in text and "FutureWarning" in warning.category.__name__:
+            continue
+        if "non-writable" in text or "not writable" in text:
+            continue    # mmap'd storages are read-only; we never write to them
+        messages.append(f"{path}: torch: {text}")
+    return obj, mapped
+
+
+# ---- layout -------------------------------------------------------------------------
+
+def _is_tensor(value):
+    import torch
+    return isinstance(value, torch.Tensor)
+
+
+def _has_tensors(value):
+    return isinstance(value, dict) and any(_is_tensor(v) for v in value.values())
+
+
+def _walk_key(path, obj, key):
+    """The dict at ``key`` (dotted path; a key may itself hold dots)."""
+    def walk(node, rest, trail):
+        if not isinstance(node, dict):
+            return None
+        if rest in node:
+            return node[rest], trail + [rest]
+        parts = rest.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            head = ".".join(parts[:cut])
+            if head in node:
+                found = walk(node[head], ".".join(parts[cut:]), trail + [head])
+                if found is not None:
+                    return found
+        return None
+
+    found = walk(obj, key, [])
+    if found is None:
+        keys = sorted(str(k) for k in obj) if isinstance(obj, dict) else []
+        shown = ", ".join(repr(k) for k in keys[:12]) + (", ..." if len(keys) > 12 else "")
+        raise _fail(path, f"--key {key}: no such entry (top-level keys: {shown or 'none'})",
+                    LayoutError)
+    value, _trail = found
+    if not isinstance(value, dict):
+        raise _fail(path, f"--key {key}: the entry is a {type(value).__name__}, not a dict of tensors",
+                    LayoutError)
+    return value
+
+
+def _candidate_keys(obj, prefix="", depth=0):
+    """Dotted paths of nested dicts that hold tensors (for suggestions)."""
+    found = []
+    if depth > 3 or not isinstance(obj, dict):
+        return found
+    for k, v in obj.items():
+        if not isinstance(k, str) or not isinstance(v, dict):
+            continue
+        dotted = prefix + k
+        if _has_tensors(v):
+            found.append(dotted)
+        else:
+            found.extend(_candidate_keys(v, dotted + ".", depth + 1))
+    return found
+
+
+def select_state_dict(path, obj, key=None, messages=None):
+    """The state_dict inside a loaded checkpoint object, by the layout rules."""
+    if messages is None:
+        messages = []
+    if not isinstance(obj, dict):
+        raise _fail(path, f"the checkpoint holds a {type(obj).__module__}.{type(obj).__qualname__}, "
+                          "not a dict (save model.state_dict(), not the model)", LayoutError)
+    if key is not None:
+        return _walk_key(path, obj, key)
+    for wrapper in TORCHLEAN_WRAPPERS:
+        if isinstance(obj.get(wrapper), dict):
+            others = [k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))]
+            for other in others:
+                messages.append(f"{path}: exporting '{wrapper}'; the checkpoint also holds tensors "
+                                f"under '{other}' (--key {other} exports those)")
+            return obj[wrapper]
+    if any(_is_tensor(v) for v in obj.values()):
+        return obj
+    candidates = [k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))]
+    if len(candidates) == 1:
+        return obj[candidates[0]]
+    if len(candidates) > 1:
+        listed = "; ".join(f"'{k}' (--key {k})" for k in candidates)
+        raise _fail(path, f"ambiguous layout: several dicts of tensors: {listed}", LayoutError)
+    nested = _candidate_keys(obj)
+    if nested:
+        listed = "; ".join(f"'{k}' (--key {k})" for k in nested[:8])
+        raise _fail(path, f"no tensors at the top level; dicts of tensors found at: {listed}",
+                    LayoutError)
+    return obj
+
+
+# ---- names --------------------------------------------------------------------------
+
+def final_name(name, keep_prefix=False, strip_prefixes=()):
+    """The JSON key for a stored name: the default ``module.`` rule, then strip_prefixes in order."""
+    prefixes = ([] if keep_prefix else [DEFAULT_PREFIX]) + list(strip_prefixes)
+    for prefix in prefixes:
+        if prefix and name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+def _selected(name, include, exclude):
+    if include and not any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
+
+
+def _preview(names, limit=5):
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+class _Item:
+    """One stored tensor before the name rules: where it is and how to get it."""
+    __slots__ = ("source_name", "file", "mapped", "get", "dtype", "torch_dtype", "shape")
+
+    def __init__(self, source_name, file, mapped, get, dtype, torch_dtype, shape):
+        self.source_name = source_name
+        self.file = file
+        self.mapped = mapped
+        self.get = get
+        self.dtype = dtype
+        self.torch_dtype = torch_dtype
+        self.shape = shape
+
+
+def _torch_items(path, state, mapped, strict, skipped):
+    """_Items of the tensors in a loaded state dict; non-tensors go to ``skipped``."""
+    items = []
+    for k, v in state.items():
+        if not _is_tensor(v):
+            skipped.append(str(k))
+            continue
+        if not isinstance(k, str):
+            raise _fail(path, f"tensor key {k!r} is a {type(k).__name__}, not a string", LayoutError)
+        items.append(_Item(k, path, mapped, (lambda v=v: v), None, str(v.dtype), tuple(v.shape)))
+    return items
+
+
+def _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes, include, exclude):
+    if strict and skipped:
+        raise _fail(path, f"--strict: {len(skipped)} non-tensor entries: {_preview(skipped)}",
+                    LayoutError)
+    by_name = {}
+    for item in items:
+        name = final_name(item.source_name, keep_prefix, strip_prefixes)
+        if not _selected(name, include, exclude):
+            continue
+        other = by_name.get(name)
+        if other is not None:
+            where = "" if other.file == item.file else f" (in {other.file} and {item.file})"
+            raise _fail(path, f"name collision: {other.source_name!r} and {item.source_name!r} both "
+                              f"become {name!r}{where} (use --keep-prefix or other --strip-prefix "
+                              "rules)", NameCollisionError)
+        by_name[name] = item
+    entries = []
+    for name in sorted(by_name):
+        item = by_name[name]
+        dtype = item.dtype
+        if dtype is None:
+            try:
+                dtype = formatter_dtype(item.get(), item.source_name)
+            except CheckpointError as exc:
+                raise _fail(item.file, str(exc), type(exc)) from None
+        entries.append(TensorEntry(name=name, source_name=item.source_name, dtype=dtype,
+                                   torch_dtype=item.torch_dtype, shape=item.shape,
+                                   file=item.file, mapped=item.mapped, _get=item.get))
+    return entries
+
+
+# ---- the entry point ----------------------------------------------------------------
+
+def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), include=(),
+                    exclude=(), strict=False, unsafe_load=False, safe_globals=()):
+    """Open a checkpoint and check everything that can be checked before formatting.
+
+    Returns a ``Checkpoint`` (a context manager) whose ``entries`` are sorted by final name.
+    """
+    path = os.fspath(path)
+    strip_prefixes = tuple(strip_prefixes or ())
+    include = tuple(include or ())
+    exclude = tuple(exclude or ())
+    safe_globals = tuple(safe_globals or ())
+    messages = []
+    skipped = []
+    what = _check_file(path)
+    if what == "dir":
+        raise _fail(path, "is a directory, not a checkpoint")
+    kind = _sniff(path)
+    if kind == "safetensors":
+        raise _fail(path, "safetensors files are not supported yet")
+    obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages)
+    state = select_state_dict(path, obj, key, messages)
+    items = _torch_items(path, state, mapped, strict, skipped)
+    entries = _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes,
+                             include, exclude)
+    return Checkpoint(path, entries, skipped, messages, resources=())
