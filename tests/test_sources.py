@@ -1,0 +1,504 @@
+"""open_checkpoint on checkpoints written by the real producers (torch.save, safetensors).
+
+Each test writes its checkpoint with the producer, opens it with open_checkpoint and
+compares names, meta and tensor values with what torch.load / safetensors give.
+"""
+import argparse
+import collections
+import os
+import sys
+import types
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from streamexport import _safe_globals
+from streamexport.errors import (CheckpointError, LayoutError, NameCollisionError,
+                                 UnsupportedTensorError)
+from streamexport.sources import final_name, open_checkpoint
+
+
+def opened(path, **options):
+    """open_checkpoint with every warning turned into an error: none may leak."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return open_checkpoint(path, **options)
+
+
+def assert_same_tensors(checkpoint, expected):
+    """entries match ``expected`` (name -> tensor): order, meta and values, bit for bit."""
+    assert [e.name for e in checkpoint.entries] == sorted(expected)
+    for entry in checkpoint.entries:
+        want = expected[entry.name]
+        got = entry.tensor()
+        assert entry.torch_dtype == str(want.dtype)
+        assert entry.shape == tuple(want.shape)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert torch.equal(got.reshape(-1).view(torch.uint8) if got.numel() else got,
+                           want.contiguous().reshape(-1).view(torch.uint8) if want.numel() else want)
+
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+
+
+# ---- layouts ------------------------------------------------------------------------
+
+def test_raw_state_dict_is_mapped_and_equal_to_torch_load(tmp_path):
+    path = tmp_path / "mlp.pt"
+    state = mlp().state_dict()
+    torch.save(state, path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, torch.load(path, weights_only=True))
+        assert all(e.mapped for e in ck.entries)
+        assert all(e.file == str(path) and e.dtype == "float32" for e in ck.entries)
+        assert ck.skipped == [] and ck.warnings == []
+
+
+def test_state_dict_wrapper_skips_and_records_extras(tmp_path):
+    path = tmp_path / "wrapped.pt"
+    state = mlp().state_dict()
+    torch.save({"state_dict": {**state, "step": 7, "note": "x"}, "epoch": 3}, path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, state)
+        assert sorted(ck.skipped) == ["note", "step"]
+
+
+def test_model_state_dict_with_optimizer_state(tmp_path):
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "train.pt"
+    torch.save({"model_state_dict": model.state_dict(),
+                "optimizer_state_dict": optimizer.state_dict(), "epoch": 1}, path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, model.state_dict())
+
+
+def test_state_dict_checked_before_model_state_dict(tmp_path):
+    path = tmp_path / "both.pt"
+    torch.save({"state_dict": {"a": torch.ones(1)}, "model_state_dict": {"b": torch.ones(1)}}, path)
+    with opened(path) as ck:
+        assert [e.name for e in ck.entries] == ["a"]
+
+
+def test_wrapper_value_that_is_not_a_dict_means_raw_layout(tmp_path):
+    path = tmp_path / "raw.pt"
+    torch.save({"state_dict": torch.zeros(2), "w": torch.ones(3)}, path)
+    with opened(path) as ck:
+        assert [e.name for e in ck.entries] == ["state_dict", "w"]
+
+
+def test_key_path_selects_nested_dict(tmp_path):
+    path = tmp_path / "nested.pt"
+    inner = {"x.weight": torch.arange(6.0).reshape(2, 3)}
+    torch.save({"a": {"b": inner}, "other": {"y": torch.ones(1)}}, path)
+    with opened(path, key="a.b") as ck:
+        assert_same_tensors(ck, inner)
+
+
+def test_key_that_itself_contains_dots(tmp_path):
+    path = tmp_path / "dotted.pt"
+    torch.save({"ema.v1": {"w": torch.ones(2)}, "w": torch.zeros(1)}, path)
+    with opened(path, key="ema.v1") as ck:
+        assert [e.name for e in ck.entries] == ["w"]
+        assert torch.equal(ck.entries[0].tensor(), torch.ones(2))
+
+
+def test_missing_key_names_the_top_level_keys(tmp_path):
+    path = tmp_path / "k.pt"
+    torch.save({"model": {"w": torch.ones(1)}, "opt": {}}, path)
+    with pytest.raises(LayoutError, match=r"--key nope: no such entry.*'model', 'opt'") as info:
+        opened(path, key="nope")
+    assert str(path) in str(info.value)
+
+
+def test_key_pointing_at_a_tensor_is_a_layout_error(tmp_path):
+    path = tmp_path / "k.pt"
+    torch.save({"w": torch.ones(1)}, path)
+    with pytest.raises(LayoutError, match="not a dict"):
+        opened(path, key="w")
+
+
+def test_extra_wrapper_used_when_top_level_has_no_tensors(tmp_path):
+    path = tmp_path / "ema.pt"
+    state = {"w": torch.ones(2)}
+    torch.save({"model_ema": state, "epoch": 2}, path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, state)
+
+
+def test_ambiguous_wrappers_list_each_candidate_and_its_key(tmp_path):
+    path = tmp_path / "amb.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "ema": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(LayoutError) as info:
+        opened(path)
+    message = str(info.value)
+    assert "--key model" in message and "--key ema" in message and str(path) in message
+    assert "\n" not in message
+    with opened(path, key="ema") as ck:
+        assert torch.equal(ck.entries[0].tensor(), torch.zeros(2))
+
+
+def test_state_dict_wins_but_warns_about_an_ema_copy(tmp_path):
+    path = tmp_path / "sd_ema.pt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "ema": {"w": torch.zeros(2)}}, path)
+    with opened(path) as ck:
+        assert torch.equal(ck.entries[0].tensor(), torch.ones(2))
+        assert any("--key ema" in w for w in ck.warnings)
+
+
+def test_no_top_level_tensors_suggests_nested_keys(tmp_path):
+    path = tmp_path / "deep.pt"
+    torch.save({"trainer": {"net": {"w": torch.ones(1)}}, "epoch": 1}, path)
+    with pytest.raises(LayoutError, match=r"--key trainer\.net"):
+        opened(path)
+
+
+def test_checkpoint_without_tensors_gives_no_entries(tmp_path):
+    path = tmp_path / "empty.pt"
+    torch.save({}, path)
+    with opened(path) as ck:
+        assert ck.entries == [] and ck.skipped == []
+
+
+def test_not_a_dict_is_a_layout_error(tmp_path):
+    for i, obj in enumerate([torch.ones(3), [torch.ones(1)], 5]):
+        path = tmp_path / f"notdict{i}.pt"
+        torch.save(obj, path)
+        with pytest.raises(LayoutError, match="not a dict") as info:
+            opened(path)
+        assert str(info.value).startswith(str(path) + ": ")
+
+
+# ---- names --------------------------------------------------------------------------
+
+def test_dataparallel_prefix_stripped_by_default(tmp_path):
+    path = tmp_path / "dp.pt"
+    model = mlp()
+    torch.save(torch.nn.DataParallel(model).state_dict(), path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, model.state_dict())
+        assert ck.entries[0].source_name.startswith("module.")
+    with opened(path, keep_prefix=True) as ck:
+        assert all(e.name.startswith("module.") for e in ck.entries)
+
+
+def test_only_one_leading_module_prefix_is_stripped():
+    assert final_name("module.module.w") == "module.w"
+    assert final_name("a.module.w") == "a.module.w"
+    assert final_name("module.w", keep_prefix=True) == "module.w"
+
+
+def test_strip_prefixes_apply_in_order_after_the_default():
+    assert final_name("module._orig_mod.w", strip_prefixes=["_orig_mod."]) == "w"
+    assert final_name("_forward_module._orig_mod.w",
+                      strip_prefixes=["_forward_module.", "_orig_mod."]) == "w"
+    # in the given order: the second prefix only applies to what the first left
+    assert final_name("_orig_mod._forward_module.w",
+                      strip_prefixes=["_forward_module.", "_orig_mod."]) == "_forward_module.w"
+
+
+def test_collision_names_both_source_names(tmp_path):
+    path = tmp_path / "collide.pt"
+    torch.save({"module.w": torch.ones(1), "w": torch.zeros(1)}, path)
+    with pytest.raises(NameCollisionError) as info:
+        opened(path)
+    message = str(info.value)
+    assert "'module.w'" in message and "'w'" in message and str(path) in message
+    with opened(path, keep_prefix=True) as ck:
+        assert [e.name for e in ck.entries] == ["module.w", "w"]
+
+
+def test_strip_prefix_collision_is_an_error(tmp_path):
+    path = tmp_path / "compiled.pt"
+    torch.save({"_orig_mod.w": torch.ones(1), "w": torch.zeros(1)}, path)
+    with pytest.raises(NameCollisionError, match="_orig_mod.w"):
+        opened(path, strip_prefixes=["_orig_mod."])
+
+
+def test_entries_sorted_in_python_string_order(tmp_path):
+    path = tmp_path / "order.pt"
+    names = ["b", "B", "a.10", "a.9", "é", "z\"q", "back\\slash", "ctl\x01", "日本"]
+    torch.save({n: torch.ones(1) for n in names}, path)
+    with opened(path) as ck:
+        assert [e.name for e in ck.entries] == sorted(names)
+
+
+def test_include_and_exclude_globs_on_final_names(tmp_path):
+    path = tmp_path / "sel.pt"
+    torch.save(torch.nn.DataParallel(mlp()).state_dict(), path)
+    with opened(path, include=["0.*"]) as ck:
+        assert [e.name for e in ck.entries] == ["0.bias", "0.weight"]
+    with opened(path, exclude=["*.bias"]) as ck:
+        assert [e.name for e in ck.entries] == ["0.weight", "2.weight"]
+    with opened(path, include=["0.*", "2.*"], exclude=["*.weight"]) as ck:
+        assert [e.name for e in ck.entries] == ["0.bias", "2.bias"]
+
+
+def test_strict_refuses_non_tensor_entries_by_name(tmp_path):
+    path = tmp_path / "strict.pt"
+    torch.save({"w": torch.ones(1), "num_steps": 3}, path)
+    with pytest.raises(LayoutError, match="num_steps"):
+        opened(path, strict=True)
+    torch.save({"w": torch.ones(1)}, path)
+    with opened(path, strict=True) as ck:
+        assert len(ck.entries) == 1
+
+
+# ---- tensors ------------------------------------------------------------------------
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int16,
+          torch.int32, torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn, torch.float8_e5m2]
+
+
+def every_dtype():
+    torch.manual_seed(1)
+    state = {}
+    for dtype in DTYPES:
+        base = torch.randn(3, 5) * 10
+        state[str(dtype).split(".")[1]] = base.to(dtype)
+    state["scalar"] = torch.tensor(2.5)
+    state["empty"] = torch.zeros(2, 0)
+    state["transposed"] = torch.arange(12.0).reshape(3, 4).t()
+    return state
+
+
+def test_every_dtype_round_trips(tmp_path):
+    path = tmp_path / "dtypes.pt"
+    state = every_dtype()
+    torch.save(state, path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, state)
+        names = {e.name: e.dtype for e in ck.entries}
+        assert names["bfloat16"] == "bfloat16" and names["float8_e5m2"] == "float8_e5m2"
+        assert names["bool"] == "bool"
+
+
+def test_tied_weights_give_both_names(tmp_path):
+    path = tmp_path / "tied.pt"
+    w = torch.randn(4, 3)
+    torch.save({"embed.weight": w, "head.weight": w}, path)
+    with opened(path) as ck:
+        a, b = (e.tensor() for e in ck.entries)
+        assert torch.equal(a, w) and torch.equal(b, w)
+
+
+def file_mapped_at(address):
+    """The file whose mapping holds ``address`` in this process (Linux), else None."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= address < high:
+                return fields[5].strip() if len(fields) == 6 else None
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+def test_mapped_tensors_live_in_a_read_only_file_mapping(tmp_path):
+    path = tmp_path / "map.pt"
+    torch.save({"w": torch.randn(1000), "v": torch.randn(10)}, path)
+    with opened(path) as ck:
+        for entry in ck.entries:
+            assert entry.mapped
+            # the data is in the file's mapping, not a heap copy: page release is safe
+            assert file_mapped_at(entry.tensor().data_ptr()) == str(path)
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.randn(1000)}, legacy, _use_new_zipfile_serialization=False)
+    with opened(legacy) as ck:
+        assert not ck.entries[0].mapped
+        assert file_mapped_at(ck.entries[0].tensor().data_ptr()) != str(legacy)
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
+@pytest.mark.parametrize("make, kind", [
+    (lambda: torch.ones(2, dtype=torch.complex64), "complex"),
+    (lambda: torch.eye(3).to_sparse(), "sparse"),
+    (lambda: torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8), "quantized"),
+    (lambda: torch.empty(3, device="meta"), "meta"),
+])
+def test_unsupported_tensors_refused_by_key(tmp_path, make, kind):
+    path = tmp_path / f"{kind}.pt"
+    torch.save({"ok": torch.ones(1), "module.bad": make()}, path)
+    with pytest.raises(UnsupportedTensorError) as info:
+        opened(path)
+    message = str(info.value)
+    assert "module.bad" in message and str(path) in message and "\n" not in message
+
+
+def test_unsupported_tensor_outside_the_selection_is_fine(tmp_path):
+    path = tmp_path / "cx.pt"
+    torch.save({"ok": torch.ones(1), "bad": torch.ones(2, dtype=torch.complex64)}, path)
+    with opened(path, exclude=["bad"]) as ck:
+        assert [e.name for e in ck.entries] == ["ok"]
+
+
+def test_legacy_pickle_loads_whole_with_a_warning(tmp_path):
+    path = tmp_path / "legacy.pt"
+    state = mlp().state_dict()
+    torch.save({"state_dict": state}, path, _use_new_zipfile_serialization=False)
+    with opened(path) as ck:
+        assert_same_tensors(ck, state)
+        assert not any(e.mapped for e in ck.entries)
+        assert len(ck.warnings) == 1
+        assert "legacy" in ck.warnings[0] and "cannot be memory-mapped" in ck.warnings[0]
+        assert "bytes" in ck.warnings[0] or "KB" in ck.warnings[0]
+
+
+def test_close_drops_tensors(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.save({"w": torch.ones(1)}, path)
+    ck = opened(path)
+    entry = ck.entries[0]
+    ck.close()
+    with pytest.raises(CheckpointError, match="closed"):
+        entry.tensor()
+
+
+# ---- metadata weights_only refuses --------------------------------------------------
+
+def fake_module(monkeypatch, dotted):
+    """Register an importable module ``dotted`` (and its parents) for pickling."""
+    parts = dotted.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        if name not in sys.modules:
+            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    return sys.modules[dotted]
+
+
+def lightning_checkpoint(monkeypatch, model):
+    data = fake_module(monkeypatch, "lightning.fabric.utilities.data")
+
+    class AttributeDict(dict):
+        pass
+
+    AttributeDict.__module__ = data.__name__
+    AttributeDict.__qualname__ = "AttributeDict"
+    data.AttributeDict = AttributeDict
+    return {
+        "epoch": np.int64(4),
+        "global_step": 120,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": model.state_dict(),
+        "hyper_parameters": AttributeDict(lr=np.float32(1e-3), hidden=np.int64(4)),
+        "hparams": argparse.Namespace(lr=0.001, layers=[3, 4, 2], seed=np.int64(7)),
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4}}}},
+        "callbacks": {"ModelCheckpoint": {"best_model_score": torch.tensor(0.5),
+                                          "dirpath": "/tmp/ckpt"}},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.001}]}],
+        "rng": np.random.get_state()[1][:8],
+        "table": collections.defaultdict(list, {"a": [1]}),
+    }
+
+
+def test_lightning_checkpoint_exports_without_unsafe_load(tmp_path, monkeypatch):
+    model = mlp()
+    path = tmp_path / "lightning.ckpt"
+    torch.save(lightning_checkpoint(monkeypatch, model), path)
+    with pytest.raises(Exception):  # plain weights_only loading refuses it
+        torch.load(path, weights_only=True)
+    with opened(path) as ck:
+        assert_same_tensors(ck, model.state_dict())
+        assert all(e.mapped for e in ck.entries)
+
+
+def numpy_core_names(path):
+    """Rewrite a torch zip checkpoint's pickle to use numpy 1.x's ``numpy.core`` names."""
+    with zipfile.ZipFile(path) as archive:
+        records = [(info, archive.read(info)) for info in archive.infolist()]
+    out = str(path) + ".np1"
+    count = 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for info, data in records:
+            if info.filename.endswith("data.pkl"):
+                count = data.count(b"numpy._core.")
+                data = data.replace(b"numpy._core.", b"numpy.core.")
+            archive.writestr(info, data)
+    assert count > 0
+    return out
+
+
+def test_numpy_metadata_under_both_module_names(tmp_path):
+    state = {"w": torch.randn(3, 2)}
+    path = tmp_path / "np.pt"
+    torch.save({"state_dict": state, "step": np.int64(3), "loss": np.float32(0.25),
+                "arr": np.arange(4.0), "mask": np.array([True, False])}, path)
+    with zipfile.ZipFile(path) as archive:
+        pickle_bytes = b"".join(archive.read(n) for n in archive.namelist() if n.endswith(".pkl"))
+    assert b"numpy._core" in pickle_bytes or b"numpy.core" in pickle_bytes
+    old = numpy_core_names(path)
+    for p in (path, old):
+        with opened(p) as ck:
+            assert_same_tensors(ck, state)
+
+
+class UserConfig:
+    def __init__(self):
+        self.depth = 3
+
+
+class UserDict(dict):
+    pass
+
+
+def test_unknown_global_error_names_it_and_the_flag(tmp_path):
+    path = tmp_path / "cfg.pt"
+    torch.save({"w": torch.ones(1), "cfg": UserConfig()}, path)
+    with pytest.raises(CheckpointError) as info:
+        opened(path)
+    message = str(info.value)
+    assert f"--safe-global {__name__}.UserConfig" in message
+    assert message.startswith(str(path)) and "\n" not in message
+
+
+def test_safe_global_flag_allows_it_as_an_inert_stand_in(tmp_path):
+    path = tmp_path / "cfg.pt"
+    torch.save({"w": torch.ones(1), "cfg": UserConfig(), "extra": UserDict(a=1)}, path)
+    with opened(path, safe_globals=[f"{__name__}.UserConfig", f"{__name__}.UserDict"]) as ck:
+        assert [e.name for e in ck.entries] == ["w"]
+        assert sorted(ck.skipped) == ["cfg", "extra"]
+
+
+def test_stand_ins_run_no_code_of_the_real_class(tmp_path):
+    calls = []
+
+    class Loud:
+        def __setstate__(self, state):
+            calls.append("setstate")
+
+    Loud.__module__, Loud.__qualname__ = __name__, "Loud"
+    globals()["Loud"] = Loud
+    try:
+        path = tmp_path / "loud.pt"
+        obj = Loud()
+        obj.x = 1
+        torch.save({"w": torch.ones(1), "loud": obj}, path)
+        with opened(path, safe_globals=[f"{__name__}.Loud"]) as ck:
+            assert len(ck.entries) == 1
+        assert calls == []
+    finally:
+        del globals()["Loud"]
+
+
+def test_safe_global_of_a_bad_form_is_an_error(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(1)}, path)
+    with pytest.raises(CheckpointError, match="module.Name"):
+        opened(path, safe_globals=["not a name"])
+
+
+def test_stand_in_allow_list_is_removed_after_loading(tmp_path):
+    from torch import _weights_only_unpickler as unpickler
+    before = set(unpickler._get_user_allowed_globals())
+    path = tmp_path / "np.pt"
+    torch.save({"w": torch.ones(1), "n": np.int64(1)}, path)
+    opened(path).close()
+    assert set(unpickler._get_user_allowed_globals()) == before
+    assert "argparse.Namespace" in {name for _, name in _safe_globals.allow_list()}
