@@ -17,7 +17,7 @@ import orjson
 import torch
 
 from . import formatter
-from .errors import NonFiniteError, UnsupportedTensorError
+from .errors import CheckpointError, NonFiniteError, UnsupportedTensorError
 from .sources import open_checkpoint
 from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
 from .writer import AtomicOutput
@@ -72,6 +72,7 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
                          unsafe_load=unsafe_load, safe_globals=safe_globals) as checkpoint:
+        _check_names_encode(checkpoint)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements)
@@ -87,6 +88,16 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         report.bytes_written = out.bytes_written
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_names_encode(checkpoint):
+    """A name with a lone surrogate has no UTF-8 form: refuse it before any output exists."""
+    for entry in checkpoint.entries:
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CheckpointError(f"{entry.file}: tensor name {entry.name!r} is not valid Unicode "
+                                  "(a lone surrogate), so JSON cannot hold it") from None
 
 
 def _progress_bar(entries):

@@ -266,3 +266,12 @@ def test_concurrent_exports_in_threads_give_the_lone_bytes(tmp_path):
     for w in workers:
         w.join()
     assert results == lone
+
+
+def test_name_with_lone_surrogate_is_refused_before_output(tmp_path):
+    from streamexport.errors import CheckpointError
+    path = save({"bad\ud800name": torch.ones(1)}, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(CheckpointError, match="lone surrogate"):
+        streamexport.export(str(path), str(out))
+    assert not out.exists()
