@@ -172,7 +172,8 @@ def _explain_load_error(path, exc, unsafe_load):
         return _fail(path, "corrupt or truncated zip archive (cannot read its central directory)")
     if "PytorchStreamReader" in text or "zip archive" in text:
         return _fail(path, f"corrupt zip archive: {text}")
-    if isinstance(exc, (EOFError,)) or "Ran out of input" in text or "truncated" in text.lower():
+    if isinstance(exc, EOFError) or "Ran out of input" in text or "unexpected EOF" in text \
+            or "truncated" in text.lower():
         return _fail(path, "truncated checkpoint (the pickle ends early)")
     if "Invalid magic number" in text or "invalid load key" in text:
         return _fail(path, "corrupt checkpoint: not a valid torch pickle")
@@ -195,7 +196,10 @@ def _check_zip_structure(path):
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except zipfile.BadZipFile as exc:
-        raise _fail(path, f"corrupt or truncated zip archive ({exc})") from None
+        cause = str(exc)
+        if cause == "File is not a zip file":
+            cause = "no end-of-central-directory record"
+        raise _fail(path, f"corrupt or truncated zip archive ({cause})") from None
     except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise _fail(path, f"corrupt or truncated zip archive ({type(exc).__name__}: {exc})") from None
     if bad is not None:

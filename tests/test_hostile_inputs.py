@@ -1,0 +1,257 @@
+"""Hostile and broken checkpoints: each is a CheckpointError with one line naming the file.
+
+Nothing is executed, nothing but a CheckpointError escapes, and a file that still opens
+gives exactly the tensors that were saved.
+"""
+import os
+import random
+import struct
+import warnings
+import zipfile
+
+import pytest
+import torch
+
+from streamexport.errors import CheckpointError
+from streamexport.sources import open_checkpoint
+
+
+def state():
+    torch.manual_seed(3)
+    return {"fc.weight": torch.randn(8, 4), "fc.bias": torch.randn(8),
+            "steps": torch.arange(5), "mask": torch.tensor([True, False])}
+
+
+def refused(path, **options):
+    """open_checkpoint must raise a one-line CheckpointError naming ``path``; returns it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError) as info:
+            open_checkpoint(path, **options)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert "\n" not in message and "Traceback" not in message, message
+    assert len(message) < 600, message
+    return message
+
+
+def opens_or_refuses(path, expected):
+    """Either a clean CheckpointError or the exact saved tensors -- nothing else."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checkpoint = open_checkpoint(path)
+    except CheckpointError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: ") and "\n" not in message, message
+        return False
+    with checkpoint:
+        assert sorted(e.name for e in checkpoint.entries) == sorted(expected)
+        for entry in checkpoint.entries:
+            assert torch.equal(entry.tensor(), expected[entry.name])
+    return True
+
+
+@pytest.fixture
+def good_zip(tmp_path):
+    path = tmp_path / "good.pt"
+    torch.save(state(), path)
+    return path
+
+
+def write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+# ---- not a checkpoint at all --------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    assert "no such file" in refused(tmp_path / "absent.pt")
+
+
+def test_empty_file(tmp_path):
+    assert "empty" in refused(write(tmp_path / "empty.pt", b""))
+
+
+def test_directory_that_is_not_a_checkpoint(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    refused(folder)
+    (folder / "notes.txt").write_text("hello")
+    (folder / "weights.json").write_text("{}")
+    refused(folder)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_bytes(tmp_path, seed):
+    rng = random.Random(seed)
+    size = rng.choice([1, 7, 8, 9, 100, 4096, 100_000])
+    data = bytes(rng.getrandbits(8) for _ in range(size))
+    refused(write(tmp_path / f"random{seed}.pt", data))
+
+
+@pytest.mark.parametrize("prefix", [b"PK\x03\x04", b"PK\x05\x06", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.",
+                                    b"\x80\x02", b"\x10\x00\x00\x00\x00\x00\x00\x00{"])
+def test_random_bytes_behind_a_plausible_magic(tmp_path, prefix):
+    rng = random.Random(len(prefix))
+    data = prefix + bytes(rng.getrandbits(8) for _ in range(2000))
+    refused(write(tmp_path / "magic.pt", data))
+
+
+def test_plain_text_file(tmp_path):
+    refused(write(tmp_path / "readme.pt", b"this is not a checkpoint\n"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(good_zip):
+    os.chmod(good_zip, 0)
+    try:
+        assert "permission" in refused(good_zip).lower()
+    finally:
+        os.chmod(good_zip, 0o644)
+
+
+# ---- damaged torch zip files --------------------------------------------------------
+
+def test_zip_truncated_at_several_points(tmp_path, good_zip):
+    data = good_zip.read_bytes()
+    cuts = sorted({4, 30, 64, len(data) // 4, len(data) // 2, len(data) - 200, len(data) - 22,
+                   len(data) - 1})
+    for cut in cuts:
+        refused(write(tmp_path / f"cut{cut}.pt", data[:cut]))
+
+
+def central_directory(data):
+    """(offset, size) of the zip's central directory, from its end record."""
+    end = data.rfind(b"PK\x05\x06")
+    size, offset = struct.unpack_from("<II", data, end + 12)
+    if offset == 0xFFFFFFFF:   # zip64
+        locator = data.rfind(b"PK\x06\x07")
+        end64 = struct.unpack_from("<Q", data, locator + 8)[0]
+        size, offset = struct.unpack_from("<QQ", data, end64 + 40)
+    return offset, size
+
+
+def flipped(data, position, mask=0xFF):
+    return data[:position] + bytes([data[position] ^ mask]) + data[position + 1:]
+
+
+def test_bit_flips_in_the_central_directory_never_pass_silently(tmp_path, good_zip):
+    data = good_zip.read_bytes()
+    offset, size = central_directory(data)
+    expected = state()
+    path = tmp_path / "flip.pt"
+    refusals = 0
+    for position in range(offset, offset + size, 3):
+        write(path, flipped(data, position))
+        refusals += not opens_or_refuses(path, expected)
+    assert refusals > 0
+
+
+def test_bit_flips_in_central_directory_fields_that_matter(tmp_path, good_zip):
+    data = good_zip.read_bytes()
+    offset, _ = central_directory(data)
+    # signature, CRC-32, compressed size, local header offset, first byte of the name
+    for field in (0, 16, 20, 42, 46):
+        refused(write(tmp_path / f"cd{field}.pt", flipped(data, offset + field, 0x01)))
+
+
+def storage_records(path):
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if "/data/" in info.filename and info.file_size:
+                with open(path, "rb") as f:
+                    f.seek(info.header_offset + 26)
+                    name_len, extra_len = struct.unpack("<HH", f.read(4))
+                yield info, info.header_offset + 30 + name_len + extra_len
+
+
+def test_bit_flips_in_tensor_data_are_caught_by_crc(tmp_path, good_zip):
+    data = good_zip.read_bytes()
+    for info, start in storage_records(good_zip):
+        for position in (start, start + info.file_size // 2, start + info.file_size - 1):
+            message = refused(write(tmp_path / "dataflip.pt", flipped(data, position, 0x10)))
+            assert "CRC" in message and info.filename in message
+
+
+def test_bit_flips_in_the_pickle_are_caught(tmp_path, good_zip):
+    data = good_zip.read_bytes()
+    with zipfile.ZipFile(good_zip) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+    with open(good_zip, "rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+    start = info.header_offset + 30 + name_len + extra_len
+    for position in range(start, start + info.file_size, max(1, info.file_size // 10)):
+        refused(write(tmp_path / "pklflip.pt", flipped(data, position, 0x04)))
+
+
+def test_legacy_pickle_truncated(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save(state(), path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    for cut in (20, len(data) // 2, len(data) - 1):
+        refused(write(tmp_path / f"legacy{cut}.pt", data[:cut]))
+
+
+# ---- pickles that would run code ----------------------------------------------------
+
+class RunsCommand:
+    """Unpickling this runs a shell command (with a plain pickle.load)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class RunsEval:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (eval, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+@pytest.mark.parametrize("payload", [RunsCommand, RunsEval])
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip-mmap", "legacy-no-mmap"])
+def test_pickle_that_runs_a_command_is_refused_and_never_runs(tmp_path, payload, zip_format):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.pt"
+    torch.save({"w": torch.ones(2), "evil": payload(marker)}, path,
+               _use_new_zipfile_serialization=zip_format)
+    message = refused(path)
+    assert "refused" in message
+    assert not marker.exists()
+    # the payload is real: a plain unpickler would have run it
+    if payload is RunsCommand:
+        assert "system" in message
+
+
+def test_malicious_pickle_inside_a_wrapper_is_refused(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "hyper_parameters": RunsCommand(marker)}, path)
+    refused(path)
+    refused(path, key="state_dict")
+    assert not marker.exists()
+
+
+def test_safe_global_flag_cannot_unblock_os_system(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.pt"
+    torch.save({"evil": RunsCommand(marker)}, path)
+    refused(path, safe_globals=["posix.system", "os.system"])
+    assert not marker.exists()
+
+
+def test_safe_global_stand_in_does_not_call_the_named_function(tmp_path):
+    # --safe-global builtins.eval maps the name to an inert stand-in: eval never runs
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "eval.pt"
+    torch.save({"w": torch.ones(1), "evil": RunsEval(marker)}, path)
+    with open_checkpoint(path, safe_globals=["builtins.eval"]) as checkpoint:
+        assert [e.name for e in checkpoint.entries] == ["w"]
+    assert not marker.exists()
