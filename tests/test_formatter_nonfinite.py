@@ -93,7 +93,7 @@ def test_float8_e4m3fn_top_binade_is_finite(format_chunk, float_format):
     bits = np.array([0x78, 0x79, 0x7A, 0x7B, 0x7C, 0x7D, 0x7E, 0xFE], dtype=np.uint8)
     out = format_chunk(bits, "float8_e4m3fn", (8,), 0, 8, float_format)
     values = json.loads(out)
-    assert values[0] == 256.0 and values[-1] < 0
+    assert values[0] > 0 and values[-1] < 0
     if float_format == "exact":
         assert values == [256.0, 288.0, 320.0, 352.0, 384.0, 416.0, 448.0, -448.0]
     assert all(math.isfinite(v) for v in values)
