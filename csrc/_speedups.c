@@ -1,0 +1,289 @@
+/* streamexport._speedups: the CPython glue of the C core, and the only file that sees
+ * Python. It checks the arguments, sizes the bytes result, releases the GIL around the
+ * formatting loop and turns each status of the core into its own exception class, imported
+ * from streamexport.errors so that C and the pure-Python twin raise the same ones. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "se_format.h"
+#include "se_lut.h"
+
+static PyObject *UnsupportedDtypeError;
+static PyObject *BufferSizeError;
+static PyObject *ShapeError;
+static PyObject *NonFiniteError;
+
+/* The UTF-8 text of a str without embedded NULs ("exact\0" is no name), else NULL. */
+static const char *plain_name(PyObject *value)
+{
+    Py_ssize_t size;
+    const char *name = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &size) : NULL;
+    if (name == NULL || strlen(name) != (size_t)size) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return name;
+}
+
+/* An option string: 0 and *out set, or -1 with ValueError naming the choices. */
+static int parse_option(PyObject *value, const char *what, const char *choices,
+                        int (*lookup)(const char *, void *), void *out)
+{
+    const char *name = plain_name(value);
+    if (name == NULL || lookup(name, out) != 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be one of %s, not %R", what, choices, value);
+        return -1;
+    }
+    return 0;
+}
+
+static int lookup_format(const char *name, void *out) { return se_float_format_from_name(name, out); }
+static int lookup_nonfinite(const char *name, void *out) { return se_nonfinite_from_name(name, out); }
+
+/* An int (anything with __index__) into an int64_t; ShapeError when it does not fit. */
+static int parse_int64(PyObject *value, const char *what, int64_t *out)
+{
+    PyObject *index = PyNumber_Index(value);
+    if (index == NULL)
+        return -1;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow) {
+        PyErr_Format(ShapeError, "%s %R is out of range (|value| >= 2**63)", what, value);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* shape -> a new array of ndim int64 (PyMem_Free it), or NULL with an exception set. */
+static int64_t *parse_shape(PyObject *shape, int *ndim)
+{
+    PyObject *seq = PySequence_Fast(shape, "shape must be a sequence of ints");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > INT_MAX) {
+        Py_DECREF(seq);
+        PyErr_SetString(ShapeError, "shape has too many dimensions");
+        return NULL;
+    }
+    int64_t *dims = PyMem_Malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (dims == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (parse_int64(PySequence_Fast_GET_ITEM(seq, i), "dimension", &dims[i]) != 0) {
+            Py_DECREF(seq);
+            PyMem_Free(dims);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    *ndim = (int)n;
+    return dims;
+}
+
+/* NonFiniteError(message, index) for the element at flat index bad_index. */
+static PyObject *raise_nonfinite(const se_chunk *chunk, int64_t bad_index, const void *data)
+{
+    size_t size = se_dtype_itemsize(chunk->dtype);
+    const unsigned char *p = (const unsigned char *)data + (size_t)(bad_index - chunk->start) * size;
+    char kind;  /* 'N', '+', '-' as in the token tables */
+    if (chunk->dtype == SE_FLOAT64 || chunk->dtype == SE_FLOAT32) {
+        double v;
+        if (chunk->dtype == SE_FLOAT64) {
+            memcpy(&v, p, 8);
+        } else {
+            float f;
+            memcpy(&f, p, 4);
+            v = f;
+        }
+        kind = Py_IS_NAN(v) ? 'N' : v > 0 ? '+' : '-';
+    } else {
+        uint16_t bits = p[0];
+        if (size == 2)
+            memcpy(&bits, p, 2);
+        kind = se_lut_get(chunk->dtype, chunk->float_format)[bits].text[0];
+    }
+    const char *name = kind == 'N' ? "nan" : kind == '+' ? "inf" : "-inf";
+    PyObject *exc;
+    PyObject *message = PyUnicode_FromFormat("non-finite value %s at flat index %lld", name,
+                                             (long long)bad_index);
+    if (message == NULL)
+        return NULL;
+    exc = PyObject_CallFunction(NonFiniteError, "OL", message, (long long)bad_index);
+    Py_DECREF(message);
+    if (exc != NULL) {
+        PyErr_SetObject(NonFiniteError, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *raise_status(se_status st, const se_chunk *chunk, int64_t bad_index,
+                              const void *data)
+{
+    switch (st) {
+    case SE_ERR_SHAPE:
+        PyErr_Format(ShapeError,
+                     "range [%lld, %lld + %lld) does not describe a range of a tensor of shape "
+                     "with %d dimensions (negative dimension, over 2**63 - 1 elements, or past "
+                     "the end)", (long long)chunk->start, (long long)chunk->start,
+                     (long long)chunk->count, chunk->ndim);
+        return NULL;
+    case SE_ERR_TOO_LARGE:
+        return PyErr_NoMemory();
+    case SE_ERR_BUFFER:
+        PyErr_SetString(BufferSizeError, "output buffer smaller than the chunk needs");
+        return NULL;
+    case SE_ERR_NONFINITE:
+        return raise_nonfinite(chunk, bad_index, data);
+    default:
+        PyErr_Format(PyExc_SystemError, "formatter status %d", (int)st);
+        return NULL;
+    }
+}
+
+PyDoc_STRVAR(format_chunk_doc,
+"format_chunk(data, dtype, shape, start, count, float_format=\"exact\", nonfinite=\"error\")"
+" -> bytes\n\n"
+"Format elements [start, start + count) of a tensor as its slice of\n"
+"json.dumps(t.tolist(), separators=(\",\", \":\")). See streamexport.formatter for the contract.");
+
+static PyObject *format_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"data", "dtype", "shape", "start", "count", "float_format",
+                               "nonfinite", NULL};
+    PyObject *data, *dtype_obj, *shape_obj, *start_obj, *count_obj;
+    PyObject *format_obj = NULL, *nonfinite_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|OO:format_chunk", keywords, &data,
+                                     &dtype_obj, &shape_obj, &start_obj, &count_obj,
+                                     &format_obj, &nonfinite_obj))
+        return NULL;
+
+    se_chunk chunk;
+    chunk.float_format = SE_FORMAT_EXACT;
+    chunk.nonfinite = SE_NONFINITE_ERROR;
+    const char *dtype_name = plain_name(dtype_obj);
+    if (dtype_name == NULL || se_dtype_from_name(dtype_name, &chunk.dtype) != 0) {
+        PyErr_Format(UnsupportedDtypeError, "unsupported dtype: %R", dtype_obj);
+        return NULL;
+    }
+    if (format_obj != NULL &&
+        parse_option(format_obj, "float_format", "('exact', 'shortest')", lookup_format,
+                     &chunk.float_format) != 0)
+        return NULL;
+    if (nonfinite_obj != NULL &&
+        parse_option(nonfinite_obj, "nonfinite", "('error', 'null', 'string', 'literal')",
+                     lookup_nonfinite, &chunk.nonfinite) != 0)
+        return NULL;
+
+    int64_t *shape = parse_shape(shape_obj, &chunk.ndim);
+    if (shape == NULL)
+        return NULL;
+    chunk.shape = shape;
+    PyObject *result = NULL;
+    Py_buffer view;
+    view.obj = NULL;
+    int64_t total;
+    size_t capacity;
+    se_status st;
+    if (parse_int64(start_obj, "start", &chunk.start) != 0 ||
+        parse_int64(count_obj, "count", &chunk.count) != 0)
+        goto done;
+    if ((st = se_chunk_check(&chunk, &total)) != SE_OK) {
+        raise_status(st, &chunk, 0, NULL);
+        goto done;
+    }
+
+    if (PyObject_GetBuffer(data, &view, PyBUF_STRIDED_RO) != 0) {
+        view.obj = NULL;
+        goto done;
+    }
+    if (!PyBuffer_IsContiguous(&view, 'C')) {
+        PyErr_SetString(BufferSizeError, "the data buffer is not C-contiguous");
+        goto done;
+    }
+    size_t itemsize = se_dtype_itemsize(chunk.dtype);
+    if ((uint64_t)chunk.count > (uint64_t)PY_SSIZE_T_MAX / itemsize ||
+        view.len != (Py_ssize_t)((size_t)chunk.count * itemsize)) {
+        PyErr_Format(BufferSizeError, "buffer of %zd bytes for %lld %s elements (%llu bytes)",
+                     view.len, (long long)chunk.count, dtype_name,
+                     (unsigned long long)chunk.count * itemsize);
+        goto done;
+    }
+    if ((st = se_chunk_capacity(&chunk, &capacity)) != SE_OK) {
+        raise_status(st, &chunk, 0, NULL);
+        goto done;
+    }
+    if (capacity > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
+    if (result == NULL)
+        goto done;
+
+    size_t length = 0;
+    int64_t bad_index = 0;
+    char *out = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    st = se_format_chunk(&chunk, view.buf, out, capacity, &length, &bad_index);
+    Py_END_ALLOW_THREADS
+    if (st != SE_OK) {
+        Py_CLEAR(result);
+        raise_status(st, &chunk, bad_index, view.buf);
+        goto done;
+    }
+    _PyBytes_Resize(&result, (Py_ssize_t)length);  /* on failure: NULL, MemoryError set */
+
+done:
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
+    PyMem_Free(shape);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"format_chunk", (PyCFunction)(void (*)(void))format_chunk, METH_VARARGS | METH_KEYWORDS,
+     format_chunk_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "streamexport._speedups",
+    "The C core of streamexport's number formatter (see streamexport.formatter).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+static PyObject *error_class(PyObject *errors, const char *name)
+{
+    PyObject *cls = PyObject_GetAttrString(errors, name);
+    if (cls != NULL && !PyExceptionClass_Check(cls)) {
+        PyErr_Format(PyExc_TypeError, "streamexport.errors.%s is not an exception class", name);
+        Py_CLEAR(cls);
+    }
+    return cls;
+}
+
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    PyObject *errors = PyImport_ImportModule("streamexport.errors");
+    if (errors == NULL)
+        return NULL;
+    UnsupportedDtypeError = error_class(errors, "UnsupportedDtypeError");
+    BufferSizeError = error_class(errors, "BufferSizeError");
+    ShapeError = error_class(errors, "ShapeError");
+    NonFiniteError = error_class(errors, "NonFiniteError");
+    Py_DECREF(errors);
+    if (!UnsupportedDtypeError || !BufferSizeError || !ShapeError || !NonFiniteError)
+        return NULL;
+    se_lut_init();  /* before any thread can format: the tables are read-only after this */
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,150 @@
+/* Run writers, one per dtype: see se_runs.h. */
+#include "se_runs.h"
+
+#include <string.h>
+
+#include "se_number.h"
+
+/* The token of a NaN (kind 0), +inf (1) or -inf (2) under a policy; 0 for "error". */
+static inline size_t put_nonfinite(char *p, int kind, se_nonfinite policy)
+{
+    static const char *const tokens[4][3] = {
+        {NULL, NULL, NULL},
+        {"null", "null", "null"},
+        {"\"NaN\"", "\"Infinity\"", "\"-Infinity\""},
+        {"NaN", "Infinity", "-Infinity"},
+    };
+    const char *token = tokens[policy][kind];
+    if (token == NULL)
+        return 0;
+    size_t n = strlen(token);
+    memcpy(p, token, n);
+    return n;
+}
+
+static inline size_t put_f64(char *p, const unsigned char *src, const se_run_options *o)
+{
+    uint64_t bits;
+    double v;
+    memcpy(&bits, src, 8);
+    memcpy(&v, src, 8);
+    if ((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL)
+        return put_nonfinite(p, (bits << 12) ? 0 : 1 + (int)(bits >> 63), o->nonfinite);
+    return se_write_f64(p, v);
+}
+
+static inline size_t put_f32_exact(char *p, const unsigned char *src, const se_run_options *o)
+{
+    uint32_t bits;
+    float v;
+    memcpy(&bits, src, 4);
+    memcpy(&v, src, 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u)
+        return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
+    return se_write_f64(p, (double)v);
+}
+
+static inline size_t put_f32_shortest(char *p, const unsigned char *src, const se_run_options *o)
+{
+    uint32_t bits;
+    float v;
+    memcpy(&bits, src, 4);
+    memcpy(&v, src, 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u)
+        return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
+    return se_write_f32_shortest(p, v);
+}
+
+static inline size_t put_slot(char *p, const se_lut_slot *slot, const se_run_options *o)
+{
+    memcpy(p, slot, SE_LUT_SLOT);
+    if (slot->len)
+        return slot->len;
+    return put_nonfinite(p, slot->text[0] == 'N' ? 0 : slot->text[0] == '+' ? 1 : 2, o->nonfinite);
+}
+
+static inline size_t put_lut16(char *p, const unsigned char *src, const se_run_options *o)
+{
+    uint16_t bits;
+    memcpy(&bits, src, 2);
+    return put_slot(p, &o->lut[bits], o);
+}
+
+static inline size_t put_lut8(char *p, const unsigned char *src, const se_run_options *o)
+{
+    return put_slot(p, &o->lut[*src], o);
+}
+
+#define INTEGER_WRITER(NAME, TYPE)                                                      \
+    static inline size_t NAME(char *p, const unsigned char *src, const se_run_options *o) \
+    {                                                                                    \
+        TYPE v;                                                                          \
+        memcpy(&v, src, sizeof v);                                                       \
+        return se_write_i64(p, (int64_t)v);                                              \
+    }
+INTEGER_WRITER(put_i8, int8_t)
+INTEGER_WRITER(put_i16, int16_t)
+INTEGER_WRITER(put_i32, int32_t)
+INTEGER_WRITER(put_i64, int64_t)
+INTEGER_WRITER(put_u8, uint8_t)
+
+static inline size_t put_bool(char *p, const unsigned char *src, const se_run_options *o)
+{
+    if (*src) {
+        memcpy(p, "true", 4);
+        return 4;
+    }
+    memcpy(p, "false", 5);
+    return 5;
+}
+
+/* The loop, instantiated per element writer so each inlines its own. */
+#define RUN_WRITER(NAME, SIZE, PUT)                                                      \
+    static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
+                          const se_run_options *o, int64_t *bad)                         \
+    {                                                                                    \
+        char *p = *out;                                                                  \
+        for (int64_t i = 0; i < n; i++, src += (SIZE)) {                                 \
+            if (i)                                                                       \
+                *p++ = ',';                                                              \
+            size_t len = PUT(p, src, o);                                                 \
+            if (len == 0) {                                                              \
+                *bad = i;                                                                \
+                *out = p;                                                                \
+                return SE_ERR_NONFINITE;                                                 \
+            }                                                                            \
+            p += len;                                                                    \
+        }                                                                                \
+        *out = p;                                                                        \
+        return SE_OK;                                                                    \
+    }
+RUN_WRITER(run_f64, 8, put_f64)
+RUN_WRITER(run_f32_exact, 4, put_f32_exact)
+RUN_WRITER(run_f32_shortest, 4, put_f32_shortest)
+RUN_WRITER(run_lut16, 2, put_lut16)
+RUN_WRITER(run_lut8, 1, put_lut8)
+RUN_WRITER(run_i8, 1, put_i8)
+RUN_WRITER(run_i16, 2, put_i16)
+RUN_WRITER(run_i32, 4, put_i32)
+RUN_WRITER(run_i64, 8, put_i64)
+RUN_WRITER(run_u8, 1, put_u8)
+RUN_WRITER(run_bool, 1, put_bool)
+
+se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
+{
+    switch (dtype) {
+    case SE_FLOAT64: return run_f64;
+    case SE_FLOAT32: return format == SE_FORMAT_SHORTEST ? run_f32_shortest : run_f32_exact;
+    case SE_FLOAT16:
+    case SE_BFLOAT16: return run_lut16;
+    case SE_FLOAT8_E4M3FN:
+    case SE_FLOAT8_E5M2: return run_lut8;
+    case SE_INT8: return run_i8;
+    case SE_INT16: return run_i16;
+    case SE_INT32: return run_i32;
+    case SE_INT64: return run_i64;
+    case SE_UINT8: return run_u8;
+    case SE_BOOL: return run_bool;
+    default: return run_bool;  /* unreachable: dtypes come from se_dtype_from_name */
+    }
+}
