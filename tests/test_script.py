@@ -290,6 +290,7 @@ def world(tmp_path_factory):
         job(f"signal/{signame}", "default", [checkpoints["large"], folder / "model.json"],
             signal=signame, after=after)
     job("stdout", "default", [checkpoints["dataparallel"], "-"])
+    job("usage", "default", [checkpoints["mlp"]])
     keep_mode = root / "mode" / "model.json"
     keep_mode.parent.mkdir()
     keep_mode.write_bytes(OLD)
@@ -445,18 +446,27 @@ def test_a_signal_mid_write_removes_the_temporary_file(world, signame, status, w
 # ---- the script as a program ----------------------------------------------------------------
 
 def test_running_the_script_as_main(world, tmp_path):
-    script = world["scripts"]["custom"]
-    ok = run_child(["main", script, world["checkpoints"]["dataparallel"], tmp_path / "o.json"],
-                   cwd=tmp_path)
-    assert ok.returncode == 0 and ok.stderr == b"", ok.stderr
+    def start(script, *args):
+        return subprocess.Popen([sys.executable, "-I", "-c", RUNNER, "main", str(script),
+                                 *map(str, args)], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    ok = start(world["scripts"]["custom"], world["checkpoints"]["dataparallel"], tmp_path / "o.json")
+    refused = start(world["scripts"]["default"], world["checkpoints"]["collision"], tmp_path / "c.json")
+    ok_err = ok.communicate(timeout=600)[1]
+    refused_err = refused.communicate(timeout=600)[1]
+    assert ok.returncode == 0 and ok_err == b"", ok_err
     assert (tmp_path / "o.json").read_bytes() == reference_bytes(
         world["checkpoints"]["dataparallel"], keep_prefix=True, no_meta=True)
-    usage = run_child(["main", script], cwd=tmp_path)
-    assert usage.returncode == 2 and b"usage: python" in usage.stderr
-    refused = run_child(["main", world["scripts"]["default"], world["checkpoints"]["collision"],
-                         tmp_path / "c.json"], cwd=tmp_path)
-    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.returncode == 1 and len(refused_err.splitlines()) == 1, refused_err
+    assert refused_err.startswith(b"default_export_state_dict_json.py: error: ")
     assert sorted(os.listdir(tmp_path)) == ["o.json"]
+
+
+def test_wrong_arguments_are_a_usage_error(world):
+    result = world["results"]["jobs"]["usage"]
+    assert result["status"] == 2
+    assert result["stderr"].startswith("usage: python default_export_state_dict_json.py CHECKPOINT OUTPUT")
 
 
 # ---- render: options, validation, injection ---------------------------------------------------
@@ -526,3 +536,28 @@ def test_flags_must_be_bools_and_errors_are_usage_errors():
     assert issubclass(ScriptOptionError, StreamExportError)
     assert issubclass(ScriptOptionError, ValueError)
     assert script_module.validate_function_name("ok_name") == "ok_name"
+
+
+# ---- the command line wiring (streamexport.cli) -----------------------------------------------
+
+def test_cli_script_prints_or_writes_the_rendered_script(tmp_path, capsys):
+    from streamexport.cli import main
+    assert main(["script"]) == 0
+    assert capsys.readouterr().out == render()
+    target = tmp_path / "to_torchlean.py"
+    assert main(["script", "-o", str(target), "--function-name", "to_torchlean", "--keep-prefix",
+                 "--no-meta", "--weights-only", "False", "--quiet"]) == 0
+    assert target.read_text(encoding="utf-8") == render(
+        function_name="to_torchlean", keep_prefix=True, no_meta=True, weights_only="False")
+
+
+@pytest.mark.parametrize("args", [["--function-name", "x; import os"],
+                                  ["--weights-only", "__import__('os').system('id')"]])
+def test_cli_script_refuses_bad_options_in_one_line(tmp_path, capsys, args):
+    from streamexport.cli import main
+    target = tmp_path / "s.py"
+    status = main(["script", "-o", str(target), *args])
+    captured = capsys.readouterr()
+    assert status != 0 and captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert not target.exists()
