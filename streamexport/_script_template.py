@@ -1,9 +1,10 @@
 """The text of the standalone export script that ``streamexport script`` writes.
 
 ``TEMPLATE`` is a ``string.Template``: ``streamexport.script.render`` fills its placeholders
-(``$function_name``, ``$keep_prefix``, ``$no_meta``, ``$weights_only``, ``$options``) with values
-it has validated -- an identifier and the literals ``True``/``False`` -- so nothing a user types
-ever becomes code. A literal dollar sign in the script would be written ``$$``; there is none.
+(``$function_name``, ``$keep_prefix``, ``$no_meta``, ``$weights_only``, ``$options``,
+``$load_note``) with values it has validated or chosen -- an identifier, the literals
+``True``/``False``, fixed sentences -- so nothing a user types ever becomes code. A literal
+dollar sign in the script would be written ``$$``; there is none.
 
 The script needs only the standard library and torch: no numpy, no orjson, no streamexport.
 Its output is byte for byte the one of ``streamexport export`` in exact mode (see DESIGN.md).
@@ -15,6 +16,7 @@ TEMPLATE = r'''#!/usr/bin/env python3
 
 Written by `streamexport script` ($options).
 Needs only the Python standard library and torch (2.1 or later to memory-map the checkpoint).
+$load_note
 
 Usage:
     python $function_name.py CHECKPOINT OUTPUT      (OUTPUT "-" writes to standard output)

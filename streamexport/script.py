@@ -103,10 +103,17 @@ def _flag(name, value):
     return value
 
 
+_LOAD_NOTES = {
+    True: "torch.load(weights_only=True): a pickle that would run code is refused.",
+    False: "WEIGHTS_ONLY is False: torch.load runs any code the checkpoint's pickle holds. "
+           "Use it only\non files you trust; every run says so on stderr.",
+}
+
+
 def _fill(function_name, keep_prefix, no_meta, weights_only, options):
     return string.Template(TEMPLATE).substitute(
         function_name=function_name, keep_prefix=repr(keep_prefix), no_meta=repr(no_meta),
-        weights_only=repr(weights_only), options=options)
+        weights_only=repr(weights_only), options=options, load_note=_LOAD_NOTES[weights_only])
 
 
 def _names_the_script_uses():
