@@ -383,7 +383,7 @@ class _Item:
         self.shape = shape
 
 
-def _torch_items(path, state, mapped, strict, skipped):
+def _torch_items(path, state, mapped, skipped):
     """_Items of the tensors in a loaded state dict; non-tensors go to ``skipped``."""
     items = []
     for k, v in state.items():
@@ -420,11 +420,169 @@ def _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes, in
             try:
                 dtype = formatter_dtype(item.get(), item.source_name)
             except CheckpointError as exc:
-                raise _fail(item.file, str(exc), type(exc)) from None
+                text = str(exc)
+                if text.startswith(f"{item.file}: "):
+                    raise
+                raise _fail(item.file, text, type(exc)) from None
         entries.append(TensorEntry(name=name, source_name=item.source_name, dtype=dtype,
                                    torch_dtype=item.torch_dtype, shape=item.shape,
                                    file=item.file, mapped=item.mapped, _get=item.get))
     return entries
+
+
+# ---- safetensors ----------------------------------------------------------------
+
+def _safetensors_items(path, key, resources):
+    from . import _safetensors
+
+    if key is not None:
+        raise _fail(path, f"--key {key}: a safetensors file is flat (no nested dicts to select)",
+                    LayoutError)
+    st = _safetensors.SafetensorsFile(path)
+    resources.append(st)
+    items = []
+    for name, info in st.infos.items():
+        dtype = info.torch_dtype_name if info.st_dtype in _safetensors.SUPPORTED else None
+        mapped = (st.data_start + info.begin) % info.itemsize == 0
+        get = (lambda st=st, name=name: st.tensor(name))
+        items.append(_Item(name, path, mapped, get, dtype, "torch." + info.torch_dtype_name,
+                           info.shape))
+    return items
+
+
+# ---- directories and index files ----------------------------------------------------
+
+_TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def _only(path, names, what):
+    if len(names) > 1:
+        raise _fail(path, f"several {what} here: {_preview(names)}; pass one of them", LayoutError)
+    return names[0] if names else None
+
+
+def _resolve_directory(path):
+    """The checkpoint file or index file a directory stands for (safetensors first)."""
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise _fail(path, f"cannot list directory: {exc.strerror or exc}") from None
+    files = [n for n in names if os.path.isfile(os.path.join(path, n))]
+    chosen = None
+    if "model.safetensors.index.json" in files:
+        chosen = "model.safetensors.index.json"
+    chosen = chosen or _only(path, [n for n in files if n.endswith(".safetensors.index.json")],
+                             "safetensors index files")
+    if chosen is None and "model.safetensors" in files:
+        chosen = "model.safetensors"
+    chosen = chosen or _only(path, [n for n in files if n.endswith(".safetensors")],
+                             "safetensors files and no index")
+    if chosen is None and "pytorch_model.bin.index.json" in files:
+        chosen = "pytorch_model.bin.index.json"
+    chosen = chosen or _only(path, [n for n in files if n.endswith(".index.json")], "index files")
+    if chosen is None and "pytorch_model.bin" in files:
+        chosen = "pytorch_model.bin"
+    chosen = chosen or _only(path, [n for n in files if n.endswith(_TORCH_SUFFIXES)],
+                             "checkpoint files and no index")
+    if chosen is None:
+        raise _fail(path, "a directory with no checkpoint in it (no *.safetensors, *.index.json, "
+                          "pytorch_model.bin or *.pt)")
+    return os.path.join(path, chosen)
+
+
+def _read_index(index_path):
+    """{tensor name: shard path} from a Hugging Face ``*.index.json``."""
+    import json
+
+    try:
+        with open(index_path, "rb") as f:
+            raw = f.read(MAX_INDEX + 1)
+    except OSError as exc:
+        raise _fail(index_path, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_INDEX:
+        raise _fail(index_path, "index file is implausibly large")
+    try:
+        index = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail(index_path, f"corrupt index file (not valid JSON: {_one_line(exc, 150)})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise _fail(index_path, "corrupt index file: no \"weight_map\" object", LayoutError)
+    folder = os.path.dirname(index_path)
+    shards = {}
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or os.path.isabs(shard) \
+                or ".." in shard.replace("\\", "/").split("/"):
+            raise _fail(index_path, f"weight_map entry {name!r} names shard {shard!r}, not a file "
+                                    "beside the index", LayoutError)
+        shards[name] = os.path.join(folder, shard)
+    return shards
+
+
+MAX_INDEX = 256 * 1024 * 1024
+
+
+def _file_items(path, key, unsafe_load, safe_globals, messages, skipped, resources):
+    """_Items of one checkpoint file (torch zip, legacy pickle or safetensors)."""
+    if _check_file(path) == "dir":
+        raise _fail(path, "is a directory, not a checkpoint file")
+    kind = _sniff(path)
+    if kind == "safetensors":
+        return _safetensors_items(path, key, resources)
+    obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages)
+    resources.append(_Holder(obj))
+    state = select_state_dict(path, obj, key, messages)
+    return _torch_items(path, state, mapped, skipped)
+
+
+class _Holder:
+    """Keeps a loaded object alive until the checkpoint closes."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def close(self):
+        self.obj = None
+
+
+def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, resources):
+    """_Items of every shard of an index, checked against its weight_map."""
+    shards = _read_index(index_path)
+    by_shard = {}
+    for name, shard in shards.items():
+        by_shard.setdefault(shard, []).append(name)
+    items = []
+    for shard in sorted(by_shard):
+        listed = by_shard[shard]
+        if not os.path.isfile(shard):
+            raise _fail(index_path, f"shard {os.path.basename(shard)} (holding {listed[0]!r}"
+                                    f"{' and others' if len(listed) > 1 else ''}) is missing")
+        shard_items = _file_items(shard, key, unsafe_load, safe_globals, messages, skipped,
+                                  resources)
+        held = {item.source_name: item for item in shard_items}
+        missing = [name for name in listed if name not in held]
+        if missing:
+            raise _fail(index_path, f"tensor {missing[0]!r} is listed for shard "
+                                    f"{os.path.basename(shard)} but missing from it"
+                                    f"{f' ({len(missing)} missing in all)' if len(missing) > 1 else ''}")
+        extra = sorted(set(held) - set(listed))
+        if extra:
+            messages.append(f"{shard}: {len(extra)} tensors not in the index are ignored: "
+                            f"{_preview(extra, 3)}")
+        wanted = set(listed)
+        items.extend(item for item in shard_items if item.source_name in wanted)
+    return items
+
+
+# ---- warnings about what the values mean --------------------------------------------
+
+def _fp8_warning(path, entries, all_names):
+    scaled = [e.name for e in entries if e.dtype.startswith("float8")
+              and (e.source_name + "_scale_inv" in all_names or e.source_name + "_scale" in all_names)]
+    if scaled:
+        return (f"{path}: {len(scaled)} float8 tensors have *_scale_inv/*_scale companions "
+                f"(e.g. {scaled[0]!r}): values are exported as stored, not dequantized")
+    return None
 
 
 # ---- the entry point ----------------------------------------------------------------
@@ -433,6 +591,8 @@ def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), inc
                     exclude=(), strict=False, unsafe_load=False, safe_globals=()):
     """Open a checkpoint and check everything that can be checked before formatting.
 
+    ``path`` is a torch checkpoint (zip or legacy pickle), a safetensors file, a Hugging
+    Face ``*.index.json`` or a directory holding one of these (safetensors preferred).
     Returns a ``Checkpoint`` (a context manager) whose ``entries`` are sorted by final name.
     """
     path = os.fspath(path)
@@ -442,15 +602,24 @@ def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), inc
     safe_globals = tuple(safe_globals or ())
     messages = []
     skipped = []
-    what = _check_file(path)
-    if what == "dir":
-        raise _fail(path, "is a directory, not a checkpoint")
-    kind = _sniff(path)
-    if kind == "safetensors":
-        raise _fail(path, "safetensors files are not supported yet")
-    obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages)
-    state = select_state_dict(path, obj, key, messages)
-    items = _torch_items(path, state, mapped, strict, skipped)
-    entries = _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes,
-                             include, exclude)
-    return Checkpoint(path, entries, skipped, messages, resources=())
+    resources = []
+    try:
+        source = path
+        if _check_file(path) == "dir":
+            source = _resolve_directory(path)
+        if source.endswith(".index.json"):
+            items = _index_items(source, key, unsafe_load, safe_globals, messages, skipped,
+                                 resources)
+        else:
+            items = _file_items(source, key, unsafe_load, safe_globals, messages, skipped,
+                                resources)
+        entries = _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes,
+                                 include, exclude)
+        warning = _fp8_warning(path, entries, {item.source_name for item in items})
+        if warning:
+            messages.append(warning)
+    except BaseException:
+        for resource in resources:
+            resource.close()
+        raise
+    return Checkpoint(path, entries, skipped, list(dict.fromkeys(messages)), resources)
