@@ -183,8 +183,10 @@ def _awkward_keys():
 
 def _large_tensors():
     torch.manual_seed(2)
+    rows = torch.randn(300, 250)
     return {
-        "rows": torch.randn(300, 250),                                 # blocks of whole rows
+        "rows": rows,                                                  # blocks of whole rows
+        "rows.t": rows.t(),                                            # the same, transposed
         "deep": torch.randint(-999, 999, (2, 3, 30000), dtype=torch.int32),  # a row too large
         "flat": torch.randn(140000).to(torch.bfloat16),                # a long 1-d tensor
     }
@@ -291,6 +293,7 @@ def world(tmp_path_factory):
             signal=signame, after=after)
     job("stdout", "default", [checkpoints["dataparallel"], "-"])
     job("usage", "default", [checkpoints["mlp"]])
+    job("nodir", "default", [checkpoints["mlp"], root / "nodir" / "sub" / "model.json"])
     keep_mode = root / "mode" / "model.json"
     keep_mode.parent.mkdir()
     keep_mode.write_bytes(OLD)
@@ -429,6 +432,13 @@ def test_errors_are_one_line_exit_1_and_leave_the_target_untouched(world, job_id
     for words in ERRORS[job_id][1]:
         assert words in lines[0], lines[0]
     _assert_untouched(world["root"] / "err" / job_id)
+
+
+def test_an_output_directory_that_does_not_exist(world):
+    result = world["results"]["jobs"]["nodir"]
+    assert result["status"] == 1
+    assert len(result["stderr"].splitlines()) == 1 and "does not exist" in result["stderr"]
+    assert not (world["root"] / "nodir").exists()
 
 
 def test_a_pickle_that_runs_a_command_is_refused_and_never_run(world):
