@@ -502,3 +502,214 @@ def test_stand_in_allow_list_is_removed_after_loading(tmp_path):
     opened(path).close()
     assert set(unpickler._get_user_allowed_globals()) == before
     assert "argparse.Namespace" in {name for _, name in _safe_globals.allow_list()}
+
+
+# ---- safetensors --------------------------------------------------------------------
+
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+ST_DTYPES = [d for d in DTYPES]
+
+
+def st_state():
+    torch.manual_seed(5)
+    state = {f"module.{str(d).split('.')[1]}": (torch.randn(4, 3) * 8).to(d) for d in ST_DTYPES}
+    state["module.scalar"] = torch.tensor(-0.5, dtype=torch.float64)
+    state["module.empty"] = torch.zeros(0, 5)
+    state["module.long_row"] = torch.arange(1000, dtype=torch.int64)
+    return state
+
+
+def test_safetensors_file_equals_safetensors_load_file(tmp_path):
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file(st_state(), path, metadata={"format": "pt"})
+    reference = safetensors_torch.load_file(path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, {final_name(k): v for k, v in reference.items()})
+        assert {e.name: e.torch_dtype for e in ck.entries}["bfloat16"] == "torch.bfloat16"
+        assert all(e.mapped and e.file == str(path) for e in ck.entries)
+        assert ck.skipped == [] and ck.warnings == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+def test_safetensors_tensors_live_in_the_file_mapping(tmp_path):
+    path = tmp_path / "m.safetensors"
+    safetensors_torch.save_file({"w": torch.randn(5000), "b": torch.randn(7)}, path)
+    with opened(path) as ck:
+        for entry in ck.entries:
+            assert file_mapped_at(entry.tensor().data_ptr()) == str(path)
+
+
+def handwritten_safetensors(path, tensors, pad=True):
+    """A safetensors file written from the spec, optionally without header padding."""
+    import json
+    names = {torch.float32: "F32", torch.int16: "I16", torch.float64: "F64", torch.uint8: "U8"}
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.contiguous().view(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    if pad:
+        text += b" " * (-len(text) % 8)
+    elif len(text) % 8 == 0:
+        text += b" "
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    return path
+
+
+def test_misaligned_safetensors_data_is_copied_and_marked_unmapped(tmp_path):
+    tensors = {"a": torch.arange(3, dtype=torch.uint8), "w": torch.randn(4, 2),
+               "z": torch.arange(5, dtype=torch.float64)}
+    path = handwritten_safetensors(tmp_path / "odd.safetensors", tensors, pad=False)
+    with opened(path) as ck:
+        assert_same_tensors(ck, tensors)
+        mapped = {e.name: e.mapped for e in ck.entries}
+        assert mapped["a"] is True and (mapped["w"] is False or mapped["z"] is False)
+
+
+def test_safetensors_key_option_is_a_layout_error(tmp_path):
+    path = tmp_path / "m.safetensors"
+    safetensors_torch.save_file({"w": torch.ones(1)}, path)
+    with pytest.raises(LayoutError, match="--key"):
+        opened(path, key="model")
+
+
+def test_safetensors_unsupported_dtype_is_refused_unless_excluded(tmp_path):
+    path = tmp_path / "u.safetensors"
+    safetensors_torch.save_file({"ok": torch.ones(2), "idx": torch.arange(3).to(torch.uint16)},
+                                path)
+    with pytest.raises(UnsupportedTensorError, match="idx") as info:
+        opened(path)
+    assert str(info.value).startswith(f"{path}: ")
+    with opened(path, exclude=["idx"]) as ck:
+        assert [e.name for e in ck.entries] == ["ok"]
+
+
+def test_fp8_with_scale_companions_warns_values_not_dequantized(tmp_path):
+    path = tmp_path / "fp8.safetensors"
+    torch.manual_seed(2)
+    weight = torch.randn(4, 4).to(torch.float8_e4m3fn)
+    safetensors_torch.save_file({"mlp.weight": weight, "mlp.weight_scale_inv": torch.ones(1),
+                                 "other.weight": torch.randn(2).to(torch.float8_e5m2)}, path)
+    with opened(path) as ck:
+        assert len(ck.warnings) == 1
+        assert "not dequantized" in ck.warnings[0] and "'mlp.weight'" in ck.warnings[0]
+        entry = next(e for e in ck.entries if e.name == "mlp.weight")
+        assert torch.equal(entry.tensor().view(torch.uint8), weight.view(torch.uint8))
+    plain = tmp_path / "fp8plain.safetensors"
+    safetensors_torch.save_file({"w": weight, "w_scale": torch.ones(1)}, plain)
+    with opened(plain) as ck:
+        assert any("not dequantized" in w for w in ck.warnings)
+    safetensors_torch.save_file({"w": weight}, plain)
+    with opened(plain) as ck:
+        assert ck.warnings == []
+
+
+# ---- directories and index files ----------------------------------------------------
+
+def sharded(tmp_path, state, shards=3, fmt="safetensors", name="model"):
+    """Shards and an index laid out as Hugging Face's save_pretrained writes them."""
+    import json
+    names = sorted(state)
+    groups = [names[i::shards] for i in range(shards)]
+    weight_map, total = {}, 0
+    for i, group in enumerate(groups, 1):
+        if fmt == "safetensors":
+            shard = f"{name}-{i:05d}-of-{shards:05d}.safetensors"
+            safetensors_torch.save_file({k: state[k] for k in group}, tmp_path / shard,
+                                        metadata={"format": "pt"})
+        else:
+            shard = f"pytorch_model-{i:05d}-of-{shards:05d}.bin"
+            torch.save({k: state[k] for k in group}, tmp_path / shard)
+        for k in group:
+            weight_map[k] = shard
+            total += state[k].numel() * state[k].element_size()
+    index = tmp_path / (f"{name}.safetensors.index.json" if fmt == "safetensors"
+                        else "pytorch_model.bin.index.json")
+    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    return index
+
+
+def transformer_state():
+    torch.manual_seed(4)
+    state = {}
+    for layer in range(3):
+        for part in ("q", "k", "v", "o"):
+            state[f"model.layers.{layer}.attn.{part}.weight"] = torch.randn(8, 8).to(torch.bfloat16)
+        state[f"model.layers.{layer}.norm.weight"] = torch.ones(8, dtype=torch.bfloat16)
+    state["lm_head.weight"] = torch.randn(16, 8).to(torch.bfloat16)
+    return state
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_sharded_directory_sorted_across_shards(tmp_path, fmt):
+    state = transformer_state()
+    index = sharded(tmp_path, state, fmt=fmt)
+    for target in (tmp_path, index):
+        with opened(target) as ck:
+            assert_same_tensors(ck, state)
+            assert len({e.file for e in ck.entries}) == 3
+            assert all(e.mapped for e in ck.entries)
+            assert ck.path == str(target)
+
+
+def test_directory_with_both_formats_uses_safetensors(tmp_path):
+    state = {"w": torch.ones(2), "b": torch.zeros(1)}
+    sharded(tmp_path, state, shards=2, fmt="safetensors")
+    sharded(tmp_path, {"other": torch.ones(1)}, shards=1, fmt="bin")
+    torch.save({"x": torch.ones(1)}, tmp_path / "pytorch_model.bin")
+    with opened(tmp_path) as ck:
+        assert [e.name for e in ck.entries] == ["b", "w"]
+        assert all(e.file.endswith(".safetensors") for e in ck.entries)
+
+
+@pytest.mark.parametrize("filename, save", [
+    ("model.safetensors", lambda s, p: safetensors_torch.save_file(s, p)),
+    ("pytorch_model.bin", lambda s, p: torch.save(s, p)),
+])
+def test_directory_with_a_single_checkpoint_file(tmp_path, filename, save):
+    state = {"w": torch.randn(3), "module.v": torch.randn(2)}
+    save(state, tmp_path / filename)
+    (tmp_path / "config.json").write_text("{}")
+    with opened(tmp_path) as ck:
+        assert_same_tensors(ck, {"w": state["w"], "v": state["module.v"]})
+
+
+def test_selection_and_prefixes_across_shards(tmp_path):
+    state = {f"_orig_mod.layer{i}.{p}": torch.full((2,), float(i)) for i in range(4)
+             for p in ("weight", "bias")}
+    sharded(tmp_path, state, shards=2)
+    with opened(tmp_path, strip_prefixes=["_orig_mod."], include=["layer1.*", "layer3.*"],
+                exclude=["*.bias"]) as ck:
+        assert [e.name for e in ck.entries] == ["layer1.weight", "layer3.weight"]
+
+
+def test_collision_across_shards_names_both_files(tmp_path):
+    state = {"module.w": torch.ones(1), "w": torch.zeros(1)}
+    sharded(tmp_path, state, shards=2)
+    with pytest.raises(NameCollisionError) as info:
+        opened(tmp_path)
+    message = str(info.value)
+    assert "'module.w'" in message and "'w'" in message and "00001-of-00002" in message
+
+
+def test_shard_tensors_missing_from_the_index_are_ignored_with_a_warning(tmp_path):
+    import json
+    index = sharded(tmp_path, {"a": torch.ones(1), "b": torch.ones(1)}, shards=1)
+    data = json.loads(index.read_text())
+    del data["weight_map"]["b"]
+    index.write_text(json.dumps(data))
+    with opened(tmp_path) as ck:
+        assert [e.name for e in ck.entries] == ["a"]
+        assert any("not in the index" in w and "'b'" in w for w in ck.warnings)
+
+
+def test_lightning_style_checkpoint_in_a_directory_with_other_files(tmp_path, monkeypatch):
+    model = mlp()
+    torch.save(lightning_checkpoint(monkeypatch, model), tmp_path / "last.ckpt")
+    (tmp_path / "hparams.yaml").write_text("lr: 0.001\n")
+    with opened(tmp_path) as ck:
+        assert_same_tensors(ck, model.state_dict())
