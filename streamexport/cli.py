@@ -101,13 +101,27 @@ def build_parser():
                              description="Write a self-contained export script that needs only torch.")
     sc.add_argument("-o", "--output", metavar="FILE", help="write the script here (default: stdout)")
     sc.add_argument("--function-name", default="export_state_dict_json", metavar="NAME",
+                    type=_script_option("validate_function_name"),
                     help="name of the export function (default: export_state_dict_json)")
     sc.add_argument("--keep-prefix", action="store_true", help="keep a leading 'module.'")
     sc.add_argument("--no-meta", action="store_true", help='write only {"params": ...}')
-    sc.add_argument("--weights-only", default="True", metavar="EXPR",
-                    help="the weights_only argument of torch.load in the script (default: True)")
+    sc.add_argument("--weights-only", default="True", metavar="BOOL",
+                    type=_script_option("parse_weights_only"),
+                    help="True or False (False runs pickle code; the script warns on every run)")
     _add_common(sc)
     return parser
+
+
+def _script_option(check_name):
+    """An argparse type that runs one of streamexport.script's validators (exit 2 on error)."""
+    def convert(text):
+        from . import script
+        try:
+            getattr(script, check_name)(text)
+        except script.ScriptOptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return convert
 
 
 def _positive_int(text):
@@ -177,7 +191,7 @@ def _run_script(args):
         sys.stdout.write(text)
         return 0
     from .writer import AtomicOutput
-    with AtomicOutput(args.output, fsync=False) as out:
+    with AtomicOutput(args.output, fsync=False, mode=0o777) as out:
         out.write(text.encode("utf-8"))
     if not args.quiet:
         _say(f"wrote {args.output}")

@@ -32,8 +32,9 @@ def describe_os_error(exc):
 class AtomicOutput:
     """``with AtomicOutput(path) as out: out.write(b"...")`` -- committed only on a clean exit."""
 
-    def __init__(self, target, *, fsync=True):
+    def __init__(self, target, *, fsync=True, mode=0o666):
         self.target = target
+        self._mode = mode  # before the umask; 0o777 for an executable script
         self.bytes_written = 0
         self._fsync = fsync
         self._fd = None
@@ -109,7 +110,7 @@ class AtomicOutput:
                 os.fsync(self._fd)
             umask = os.umask(0)
             os.umask(umask)
-            os.fchmod(self._fd, 0o666 & ~umask)
+            os.fchmod(self._fd, self._mode & ~umask)
             self._close()
             os.replace(self._temp, os.path.abspath(self.target))
             self._temp = None
