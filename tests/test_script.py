@@ -567,11 +567,13 @@ def test_cli_script_prints_or_writes_the_rendered_script(tmp_path, capsys):
 
 @pytest.mark.parametrize("args", [["--function-name", "x; import os"],
                                   ["--weights-only", "__import__('os').system('id')"]])
-def test_cli_script_refuses_bad_options_in_one_line(tmp_path, capsys, args):
+def test_cli_script_refuses_bad_options_as_usage_errors(tmp_path, capsys, args):
     from streamexport.cli import main
     target = tmp_path / "s.py"
-    status = main(["script", "-o", str(target), *args])
+    with pytest.raises(SystemExit) as info:
+        main(["script", "-o", str(target), *args])
     captured = capsys.readouterr()
-    assert status != 0 and captured.out == ""
-    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert info.value.code == 2 and captured.out == ""
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("streamexport script: error: argument ") and args[0] in last, last
     assert not target.exists()
