@@ -27,6 +27,7 @@ decimal does). Those midpoint elements are set aside and decided at the end by a
 exact pass that reads their tokens as ``Decimal``. The mode is given, or detected at the first
 chunk of a non-float64 float tensor whose values are not all the widened elements.
 """
+import gc
 import os
 import time
 from decimal import Decimal
@@ -323,26 +324,67 @@ class _Spec:
 _TEMPLATES = {}
 
 
+def _element_positions(dims):
+    """Positions of the elements in the event sequence of one block of shape ``dims``."""
+    positions = np.zeros(1, dtype=np.int64)
+    length = 1
+    for size in reversed(dims):
+        offsets = np.arange(size, dtype=np.int64)[:, None] * length
+        positions = 1 + (offsets + positions[None, :]).ravel()
+        length = 2 + size * length
+    return positions, length
+
+
+class _Template:
+    """The event sequence of ``repeat`` consecutive blocks of shape ``dims``.
+
+    ``names`` lists every event name (for diagnosis). A group of events is checked without
+    building its list of names: the bracket events picked by ``brackets`` must equal
+    ``bracket_events``, the events picked by ``elements`` must all be named ``elem``, and
+    the length must be ``length``; together that is the whole sequence."""
+
+    __slots__ = ("names", "length", "count", "elements", "brackets", "bracket_events")
+
+    def __init__(self, elem, dims, repeat):
+        block = [elem]
+        for size in reversed(dims):
+            block = [_S] + block * size + [_E]
+        self.names = block * repeat
+        self.length = len(self.names)
+        if not dims:
+            self.count = repeat
+            self.elements = self.brackets = None
+            self.bracket_events = ()
+            return
+        positions, length = _element_positions(dims)
+        positions = (np.arange(repeat, dtype=np.int64)[:, None] * length
+                     + positions[None, :]).ravel()
+        self.count = len(positions)
+        self.elements = _getter(positions.tolist())
+        is_bracket = np.ones(self.length, dtype=bool)
+        is_bracket[positions] = False
+        others = np.flatnonzero(is_bracket).tolist()
+        self.brackets = _getter(others)
+        self.bracket_events = tuple((self.names[i], None) for i in others)
+
+
+def _getter(positions):
+    """A C-level picker: ``getter(sequence)`` is the tuple of the items at ``positions``."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
+
+
 def _template(elem, dims, repeat):
-    """Event names of ``repeat`` consecutive blocks of shape ``dims``; element positions
-    (None when the group is only elements) and the element count."""
     key = (elem, dims, repeat)
     found = _TEMPLATES.get(key)
-    if found is not None:
-        return found
-    block = [elem]
-    for size in reversed(dims):
-        block = [_S] + block * size + [_E]
-    names = block * repeat
-    if dims:
-        positions = [i for i, name in enumerate(names) if name is elem]
-        count = len(positions)
-        getter = itemgetter(*positions) if count > 1 else None
-    else:
-        positions, count, getter = None, repeat, None
-    if len(_TEMPLATES) > 512:
-        _TEMPLATES.clear()
-    found = _TEMPLATES[key] = (names, positions, count, getter)
+    if found is None:
+        if len(_TEMPLATES) > 256:
+            _TEMPLATES.clear()
+        found = _TEMPLATES[key] = _Template(elem, dims, repeat)
     return found
 
 
@@ -613,23 +655,30 @@ class _Verifier:
         """Read ``repeat`` blocks at ``level`` whose first begins at ``stack`` (the counters of
         the open arrays), or one bracket event (``single``); check them; compare numbers."""
         if single is not None:
-            names, positions, count, getter = [single], None, 0, None
-        else:
-            names, positions, count, getter = _template(spec.elem, spec.shape[level:], repeat)
-        try:
-            events = self.take(len(names))
-        except _ParseError as error:
-            self.diagnose(spec, error.events, names, stack, error.error)
-        if list(map(_NAME, events)) != names:
-            self.diagnose(spec, events, names, stack, None)
-        if not count:
+            try:
+                events = self.take(1)
+            except _ParseError as error:
+                self.diagnose(spec, error.events, [single], stack, error.error)
+            if not events or events[0][0] != single:
+                self.diagnose(spec, events, [single], stack, None)
             return
-        values = list(map(_VALUE, events))
-        if getter is not None:
-            values = getter(values)
-        elif positions:                       # a single element inside brackets
-            values = [values[positions[0]]]
-        self.check_values(spec, values, spec.flat(stack) if stack else 0)
+        template = _template(spec.elem, spec.shape[level:], repeat)
+        try:
+            events = self.take(template.length)
+        except _ParseError as error:
+            self.diagnose(spec, error.events, template.names, stack, error.error)
+        if len(events) != template.length:
+            self.diagnose(spec, events, template.names, stack, None)
+        if template.elements is None:
+            elements = events
+        else:
+            if template.brackets(events) != template.bracket_events:
+                self.diagnose(spec, events, template.names, stack, None)
+            elements = template.elements(events)
+        if len(set(map(_NAME, elements))) > 1 or (elements and elements[0][0] != spec.elem):
+            self.diagnose(spec, events, template.names, stack, None)
+        if template.count:
+            self.check_values(spec, elements, spec.flat(stack) if stack else 0)
 
     def diagnose(self, spec, events, names, stack, error):
         """Find the first event that breaks the tensor's layout, report it, resync, abort.
@@ -686,16 +735,19 @@ class _Verifier:
 
     # -- values
 
-    def check_values(self, spec, values, flat):
+    def check_values(self, spec, elements, flat):
+        """Check the element events of a group (all named number, or all boolean)."""
         kind = spec.kind
         if kind == "float":
             try:
-                got = np.array(values, dtype=np.float64)
+                got = np.fromiter(map(_VALUE, elements), np.float64, len(elements))
             except (OverflowError, TypeError, ValueError):
-                self.unconvertible(spec, values, flat, np.float64, "is not a float64")
+                self.unconvertible(spec, list(map(_VALUE, elements)), flat, np.float64,
+                                   "is not a float64")
                 return
             self.check_floats(spec, got, flat)
         elif kind == "int":
+            values = list(map(_VALUE, elements))
             if float in set(map(type, values)):
                 first = next(i for i, value in enumerate(values) if isinstance(value, float))
                 count = sum(isinstance(value, float) for value in values)
@@ -721,7 +773,7 @@ class _Verifier:
             if bad is not None and bad.any():
                 self.mismatches(spec, got, want, bad, flat, reason)
         else:
-            got = np.array(values, dtype=np.bool_)
+            got = np.fromiter(map(_VALUE, elements), np.bool_, len(elements))
             if spec.cursor is not None:
                 want = spec.cursor.take(len(got))
                 bad = got != want
@@ -947,11 +999,17 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
             checkpoint = open_checkpoint(against, key=key, keep_prefix=keep_prefix,
                                          strip_prefixes=strip_prefixes)
             verifier.checkpoint = checkpoint
-        with stream:
-            try:
-                verifier.run(stream)
-            except _Stop:
-                pass
+        collecting = gc.isenabled()
+        gc.disable()        # the groups hold many tuples; the cyclic GC would walk them in vain
+        try:
+            with stream:
+                try:
+                    verifier.run(stream)
+                except _Stop:
+                    pass
+        finally:
+            if collecting:
+                gc.enable()
         if verifier.midpoints and verifier.readable and (all_failures or not report.failures):
             with open(path, "rb") as again:
                 try:
