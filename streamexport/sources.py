@@ -152,7 +152,7 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _BLOCKED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked")
 
 
-def _explain_load_error(path, exc, unsafe_load):
+def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
     """One line for an exception raised by torch.load."""
     text = str(exc)
     match = _BLOCKED_GLOBAL.search(text)
@@ -162,9 +162,23 @@ def _explain_load_error(path, exc, unsafe_load):
     match = _UNSUPPORTED_GLOBAL.search(text)
     if match:
         name = match.group(1)
-        return _fail(path, f"refused: the pickle needs the global {name}, which weights_only "
-                           f"loading does not allow; if you trust it, pass --safe-global {name} "
-                           "(or --unsafe-load, which runs pickle code)")
+        if "." not in name:
+            name = "builtins." + name
+        if name.startswith("torch.nn.modules.") or name.startswith("torch.jit."):
+            return _fail(path, f"the file is a whole pickled model ({name}), not a state_dict: "
+                               "re-save model.state_dict(), or pass --unsafe-load if you trust "
+                               "it (that runs pickle code)")
+        names = [name] + [n for n in (unsafe_names or ()) if n != name]
+        flags = " ".join(f"--safe-global {n}" for n in names[:8])
+        more = f" (and {len(names) - 8} more)" if len(names) > 8 else ""
+        which = f"the global {name}" if len(names) == 1 else f"the globals {', '.join(names[:8])}"
+        return _fail(path, f"refused: the pickle needs {which}{more}, which weights_only "
+                           f"loading does not allow; if you trust {'it' if len(names) == 1 else 'them'}, "
+                           f"pass {flags} (or --unsafe-load, which runs pickle code)")
+    if "TorchScript" in text:
+        return _fail(path, "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
+    if "not in a subdirectory" in text or "file not found: " in text and "data.pkl" in text:
+        return _fail(path, "a zip archive, but not one written by torch.save")
     if "Trying to call reduce for unrecognized function" in text or \
             "Can only build" in text or "Can only create new object" in text:
         return _fail(path, f"refused by weights_only loading: {text}")
@@ -204,6 +218,22 @@ def _check_zip_structure(path):
         raise _fail(path, f"corrupt or truncated zip archive ({type(exc).__name__}: {exc})") from None
     if bad is not None:
         raise _fail(path, f"corrupt zip archive: record {bad} fails its CRC-32 check")
+
+
+def _unsafe_globals(path, extra, dict_like):
+    """Every global the pickle names that is still not allowed (read statically, not run)."""
+    import torch
+    from . import _safe_globals
+
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            with _LOAD_LOCK, _safe_globals.allowed(extra, dict_like):
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # only a better message is lost
+        return ()
+    blocked = ("os.", "posix.", "nt.", "sys.")
+    return tuple(n if "." in n else "builtins." + n for n in names if not n.startswith(blocked))
 
 
 def _torch_load(path, kind, unsafe_load, safe_globals, messages):
@@ -248,7 +278,10 @@ def _torch_load(path, kind, unsafe_load, safe_globals, messages):
             if name is not None and name not in dict_like and len(dict_like) < 16:
                 dict_like.add(name)
                 continue
-            raise _explain_load_error(path, exc, unsafe_load) from None
+            unsafe_names = ()
+            if kind == "zip" and not unsafe_load and _UNSUPPORTED_GLOBAL.search(str(exc)):
+                unsafe_names = _unsafe_globals(path, extra, dict_like)
+            raise _explain_load_error(path, exc, unsafe_load, unsafe_names) from None
     for warning in caught:
         text = _one_line(warning.message)
         if "weights_only" in text and "FutureWarning" in warning.category.__name__:

@@ -255,3 +255,212 @@ def test_safe_global_stand_in_does_not_call_the_named_function(tmp_path):
     with open_checkpoint(path, safe_globals=["builtins.eval"]) as checkpoint:
         assert [e.name for e in checkpoint.entries] == ["w"]
     assert not marker.exists()
+
+
+# ---- safetensors headers that lie ---------------------------------------------------
+
+def safetensors_bytes(header, data=b"", length=None):
+    import json
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    length = len(text) if length is None else length
+    return struct.pack("<Q", length) + text + data
+
+
+GOOD = {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
+
+
+def lie(**changes):
+    entry = dict(GOOD["w"], **changes)
+    return {"w": entry}
+
+
+@pytest.mark.parametrize("case, header, data, expect", [
+    ("offset past the end", lie(data_offsets=[0, 64]), bytes(16), "past its end"),
+    ("begin after end", lie(data_offsets=[16, 0]), bytes(16), "data_offsets"),
+    ("negative offset", lie(data_offsets=[-8, 8]), bytes(16), "data_offsets"),
+    ("size does not match shape", lie(shape=[3, 2]), bytes(16), "needs 24"),
+    ("size does not match dtype", lie(dtype="F64"), bytes(16), "needs 32"),
+    ("unknown dtype", lie(dtype="F128"), bytes(16), "unknown dtype"),
+    ("dtype not a string", lie(dtype=4), bytes(16), "unknown dtype"),
+    ("negative dimension", lie(shape=[-2, -2]), bytes(16), "shape"),
+    ("float dimension", lie(shape=[2.0, 2]), bytes(16), "shape"),
+    ("bool dimension", lie(shape=[True, 16]), bytes(16), "shape"),
+    ("offsets not a pair", lie(data_offsets=[0]), bytes(16), "data_offsets"),
+    ("missing field", {"w": {"dtype": "F32", "shape": [4]}}, bytes(16), "data_offsets"),
+    ("entry not an object", {"w": [1, 2]}, bytes(16), "dtype, shape"),
+    ("header is a list", [1, 2, 3], bytes(16), "not an object"),
+    ("metadata not an object", {**GOOD, "__metadata__": [1]}, bytes(16), "__metadata__"),
+    ("overlapping tensors", {**GOOD, "v": {"dtype": "F32", "shape": [2],
+                                           "data_offsets": [8, 16]}}, bytes(16), "overlap"),
+    ("sub-byte dtype", lie(dtype="F4"), bytes(16), "not supported"),
+])
+def test_lying_safetensors_header(tmp_path, case, header, data, expect):
+    path = write(tmp_path / "lie.safetensors", safetensors_bytes(header, data))
+    assert expect in refused(path)
+
+
+@pytest.mark.parametrize("length", [2 ** 40, 2 ** 63, 2 ** 64 - 1, 100_000_001])
+def test_huge_header_length_is_refused_without_reading(tmp_path, length):
+    path = write(tmp_path / "huge.safetensors", safetensors_bytes(GOOD, bytes(16), length=length))
+    assert "header length" in refused(path)
+
+
+def test_header_length_past_the_end_of_a_small_file(tmp_path):
+    path = write(tmp_path / "past.safetensors", safetensors_bytes(GOOD, bytes(16), length=5000))
+    assert "past the end" in refused(path)
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (b"{not json", "not valid JSON"),
+    (b'{"w": 1, "w": 2}', "duplicate"),
+    (b'{"w": NaN}', "not valid JSON"),
+    (b"\xff\xfe{}", "not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "JSON"),
+])
+def test_safetensors_header_that_is_not_json(tmp_path, raw, expect):
+    path = write(tmp_path / "bad.safetensors", safetensors_bytes(raw, bytes(16)))
+    assert expect in refused(path)
+
+
+def test_safetensors_file_truncated_at_several_points(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    path = tmp_path / "good.safetensors"
+    st.save_file(state(), path)
+    data = path.read_bytes()
+    for cut in (1, 7, 8, 9, 40, len(data) // 2, len(data) - 1):
+        refused(write(tmp_path / f"cut{cut}.safetensors", data[:cut]))
+
+
+def test_bit_flips_in_a_safetensors_header_never_pass_silently(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    good = tmp_path / "good.safetensors"
+    expected = state()
+    st.save_file(expected, good)
+    data = good.read_bytes()
+    header_end = 8 + struct.unpack_from("<Q", data)[0]
+    path = tmp_path / "flip.safetensors"
+    refusals = 0
+    for position in range(0, header_end, 2):
+        write(path, flipped(data, position, 0x01))
+        refusals += not opens_or_refuses_st(path, expected, st)
+    assert refusals > header_end // 8
+
+
+def opens_or_refuses_st(path, expected, st):
+    """A flipped header either fails cleanly or still describes the saved tensors (a flip in
+    padding or in a name); then values agree with safetensors' own reader."""
+    try:
+        checkpoint = open_checkpoint(path)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+        return False
+    reference = st.load_file(path)
+    with checkpoint:
+        assert sorted(e.source_name for e in checkpoint.entries) == sorted(reference)
+        for entry in checkpoint.entries:
+            assert torch.equal(entry.tensor(), reference[entry.source_name])
+    return True
+
+
+# ---- index files and directories ----------------------------------------------------
+
+def make_index(tmp_path, weight_map, shards=None):
+    import json
+    st = pytest.importorskip("safetensors.torch")
+    for shard, names in (shards or {}).items():
+        st.save_file({n: torch.ones(2) for n in names}, tmp_path / shard)
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return index
+
+
+def test_index_pointing_at_a_missing_shard(tmp_path):
+    index = make_index(tmp_path, {"a": "model-1.safetensors", "b": "model-2.safetensors"},
+                       {"model-1.safetensors": ["a"]})
+    for target in (tmp_path, index):
+        message = refused(target) if target == index else str(pytest.raises(
+            CheckpointError, open_checkpoint, target).value)
+        assert "model-2.safetensors" in message and "missing" in message and "'b'" in message
+
+
+def test_index_listing_a_tensor_its_shard_does_not_hold(tmp_path):
+    index = make_index(tmp_path, {"a": "model-1.safetensors", "ghost": "model-1.safetensors"},
+                       {"model-1.safetensors": ["a"]})
+    message = refused(index)
+    assert "'ghost'" in message and "model-1.safetensors" in message
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "", 5, "a/../../x"])
+def test_index_shard_names_outside_the_directory_are_refused(tmp_path, shard):
+    index = make_index(tmp_path, {"a": shard})
+    assert "weight_map" in refused(index)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"weight_map": []}', '{"metadata": {}}', "\xff"])
+def test_corrupt_index_file(tmp_path, text):
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_bytes(text.encode("utf-8", "surrogateescape") if text != "\xff" else b"\xff")
+    refused(index)
+
+
+def test_index_shard_that_is_itself_broken_names_the_shard(tmp_path):
+    index = make_index(tmp_path, {"a": "model-1.safetensors"})
+    write(tmp_path / "model-1.safetensors", b"\x00" * 4)
+    message = str(pytest.raises(CheckpointError, open_checkpoint, index).value)
+    assert "model-1.safetensors" in message and "\n" not in message
+
+
+def test_directory_with_several_checkpoints_and_no_index(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    st.save_file({"a": torch.ones(1)}, tmp_path / "one.safetensors")
+    st.save_file({"b": torch.ones(1)}, tmp_path / "two.safetensors")
+    message = refused(tmp_path)
+    assert "one.safetensors" in message and "two.safetensors" in message
+
+
+def test_directory_whose_checkpoint_is_random_bytes(tmp_path):
+    write(tmp_path / "pytorch_model.bin", bytes(range(256)) * 4)
+    message = str(pytest.raises(CheckpointError, open_checkpoint, tmp_path).value)
+    assert "pytorch_model.bin" in message
+
+
+# ---- files that are something else --------------------------------------------------
+
+def test_whole_pickled_model_explains_state_dict(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), path)
+    assert "state_dict" in refused(path)
+
+
+def test_torchscript_archive(tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    assert "TorchScript" in refused(path)
+
+
+def test_zip_that_torch_did_not_write(tmp_path):
+    path = tmp_path / "other.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    assert "not one written by torch.save" in refused(path)
+
+
+class First:
+    pass
+
+
+class Second:
+    pass
+
+
+def test_every_refused_global_is_listed_with_its_flag(tmp_path):
+    path = tmp_path / "many.pt"
+    torch.save({"w": torch.ones(1), "a": First(), "b": Second(), "n": __import__("numpy").int64(1)},
+               path)
+    message = refused(path)
+    for name in (f"{__name__}.First", f"{__name__}.Second"):
+        assert f"--safe-global {name}" in message
+    assert "numpy" not in message   # numpy metadata is allowed as inert stand-ins
+    with open_checkpoint(path, safe_globals=[f"{__name__}.First", f"{__name__}.Second"]) as ck:
+        assert [e.name for e in ck.entries] == ["w"]
