@@ -433,6 +433,7 @@ def test_whole_pickled_model_explains_state_dict(tmp_path):
     assert "state_dict" in refused(path)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_archive(tmp_path):
     path = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
