@@ -140,19 +140,28 @@ def exact_value(bits, dtype):
 
 def _round_half_even(q):
     """The integer nearest to the Fraction q, ties to the even one."""
-    floor = q.numerator // q.denominator
-    rest = q - floor
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2 == 1):
+    return round_half_even(q.numerator, q.denominator)
+
+
+def round_half_even(num, den):
+    """The integer nearest to num / den (integers, den > 0), ties to the even one."""
+    floor, rest = divmod(num, den)         # num / den == floor + rest / den, 0 <= rest < den
+    twice = 2 * rest
+    if twice > den or (twice == den and floor % 2 == 1):
         return floor + 1
     return floor
 
 
-def _binary_exponent(q):
-    """e with 2**e <= q < 2**(e+1), for a positive Fraction q."""
-    e = q.numerator.bit_length() - q.denominator.bit_length()
-    while Fraction(2) ** e > q:
+def binary_exponent(num, den):
+    """e with 2**e <= num / den < 2**(e+1), for positive integers num and den."""
+
+    def at_least(e):            # num / den >= 2**e, in integers
+        return num >= den << e if e >= 0 else num << -e >= den
+
+    e = num.bit_length() - den.bit_length()
+    while not at_least(e):
         e -= 1
-    while Fraction(2) ** (e + 1) <= q:
+    while at_least(e + 1):
         e += 1
     return e
 
@@ -160,28 +169,34 @@ def _binary_exponent(q):
 def round_to_bits(q, dtype, negative=None):
     """The bit pattern of ``dtype`` a rational ``q`` rounds to: round to nearest, ties to even.
 
+    ``q`` is anything Fraction() takes exactly (int, float, Fraction, decimal string).
     An overflow gives infinity (IEEE formats) or NaN (float8_e4m3fn, which has no infinity).
     As in IEEE arithmetic, "overflow" means that the value rounded with an unbounded exponent
     range exceeds the largest finite value: for IEEE formats that is ``q >= max + ulp/2``;
     float8_e4m3fn's max 448 has an even significand, so 464 (= 448 + ulp/2) still rounds to
     448 and only larger values overflow (what torch's conversion does too).
     ``negative`` gives the sign of a zero result (default: the sign of q).
+    All arithmetic is on integers: q == num / den.
     """
     fmt = FORMATS[dtype]
     q = Fraction(q)
     if negative is None:
         negative = q < 0
     sign = (1 << (fmt.width - 1)) if negative else 0
-    q = abs(q)
-    if q == 0:
+    num, den = abs(q.numerator), q.denominator
+    if num == 0:
         return sign
-    exponent = max(_binary_exponent(q) - fmt.mantissa_bits, fmt.min_exponent)
-    significand = _round_half_even(q / Fraction(2) ** exponent)
+    # the ulp's exponent: p bits of significand, never below the subnormals' ulp
+    exponent = max(binary_exponent(num, den) - fmt.mantissa_bits, fmt.min_exponent)
+    # significand = num / den / 2**exponent, rounded half to even
+    if exponent >= 0:
+        significand = round_half_even(num, den << exponent)
+    else:
+        significand = round_half_even(num << -exponent, den)
     if significand == 1 << (fmt.mantissa_bits + 1):     # rounded up into the next binade
         significand >>= 1
         exponent += 1
-    value = Fraction(significand) * Fraction(2) ** exponent
-    if value > fmt.max_value:
+    if (exponent, significand) > (fmt.max_exponent, fmt.max_significand):   # both normalized
         if fmt.ieee:
             return sign | (fmt.exponent_all_ones << fmt.mantissa_bits)
         return sign | (fmt.exponent_all_ones << fmt.mantissa_bits) | fmt.mantissa_all_ones
