@@ -1,0 +1,1258 @@
+"""``python -m streamexport.bench``: streamexport against what users would pick instead.
+
+Two sections, both printed as tables (``--json FILE`` keeps every figure):
+
+* **checkpoints** -- synthetic LLM-shaped checkpoints (an embedding, blocks of attention and
+  MLP weights, norms; float32 and bfloat16; fixed seed; in a temporary directory removed
+  afterwards), or the checkpoints given as arguments. Every contender runs in its own child
+  process, so the peak RSS read from ``wait4`` is its own: streamexport's export (exact and
+  shortest, one thread and all threads), TorchLean's adapter as its document describes it
+  (``torch.load``, ``tolist``, ``json.dump(indent=2, sort_keys=True)``; on a smaller
+  checkpoint, stated in the table, since it runs at about 0.4 M elements/s), a
+  ``torch.load(mmap=True)`` + orjson-per-tensor script (float64 upcast, and own precision),
+  streamexport's verifier and a bare ijson loop over the same file. Before any contender is
+  timed, a first run's output is parsed and checked against the checkpoint's values (exact,
+  or after rounding to the tensor's dtype for the shortest texts); streamexport's outputs
+  with several threads must be byte-identical to one thread's.
+* **formatter** -- in one process, 4M-element arrays of normal(0, 0.02) weights:
+  ``streamexport.dumps`` against ``orjson.dumps(..., option=OPT_SERIALIZE_NUMPY)`` on the same
+  values, and export of a float32 checkpoint to /dev/null with 2 threads against 1.
+
+Timings are the work only (load to closed output), not interpreter start or imports.
+No figure here is a pass/fail test; the targets of issues 3 and 6 are reported as met or not.
+"""
+import argparse
+import datetime
+import filecmp
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# ---- defaults: `python -m streamexport.bench` with no argument stays under 2 minutes ---
+
+DEFAULT_SIZE = "4MB"
+DEFAULT_DTYPES = "float32,bfloat16"
+DEFAULT_REPEAT = 3
+DEFAULT_ADAPTER_SIZE = "4MB"
+DEFAULT_FORMATTER_ELEMENTS = 4 * 2 ** 20
+DEFAULT_EXPORT_SECTION_SIZE = "32MB"
+FORMATTER_MIN_REPEAT = 5
+WEIGHT_STD = 0.02
+CHECK_IN_MEMORY_BYTES = 1536 * 2 ** 20       # outputs up to this size are parsed whole
+CHECK_STREAM_MAX_TENSOR = 16 * 2 ** 20       # above it, per-tensor parsing needs too much memory
+CONTRACT_CHECK_MAX_ELEMENTS = 4 * 2 ** 20    # byte-compare with json.dumps(payload) up to this
+
+_UNITS = {"": 1, "B": 1, "K": 2 ** 10, "KB": 2 ** 10, "KIB": 2 ** 10, "M": 2 ** 20, "MB": 2 ** 20,
+          "MIB": 2 ** 20, "G": 2 ** 30, "GB": 2 ** 30, "GIB": 2 ** 30}
+_ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+
+TARGETS = {  # issue -> what, threshold
+    "adapter": ("6", "export >= 100x TorchLean's adapter (float32, >= 200 MB, real file)", 100.0),
+    "orjson": ("6", "export >= 4x the orjson streamer (float32, >= 200 MB, real file)", 4.0),
+    "rss": ("6", "peak RSS flat as the checkpoint grows (0.5 GB -> 2 GB with a 1 GB tensor)", None),
+    "float32 exact": ("3", "dumps float32 exact >= 3x orjson on the float64 upcast", 3.0),
+    "float32 shortest": ("3", "dumps float32 shortest >= 2.5x orjson on the float32 array", 2.5),
+    "bfloat16 exact": ("3", "dumps bfloat16 exact >= 10x orjson on the float64 upcast", 10.0),
+    "float64": ("3", "dumps float64 >= 2x orjson on float64", 2.0),
+    "export threads": ("3", "export to /dev/null, 2 threads >= 1.8x 1 thread", 1.8),
+}
+RSS_FLAT_SHARE = 0.05   # "flat": peak RSS grows by < 5% of the checkpoint's growth
+
+
+def parse_size(text):
+    """'2GB' -> 2147483648 (binary units: KB = 1024 B, MB = 2**20 B, GB = 2**30 B)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+    if not match or match.group(2).upper() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MB, 0.5GB, 2GB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def human_bytes(nbytes):
+    for unit, scale in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def _log(args, message):
+    if not args.quiet:
+        sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+        sys.stderr.flush()
+
+
+# ---- the machine -----------------------------------------------------------------------
+
+def usable_cpus():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_info():
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "cpu_model": platform.processor() or platform.machine(), "memory_bytes": None}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["memory_bytes"] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:
+        pass
+    return info
+
+
+def versions():
+    import ijson
+    import orjson
+    import torch
+
+    import streamexport
+    from streamexport import formatter
+    found = {"python": platform.python_version(), "torch": torch.__version__,
+             "numpy": np.__version__, "orjson": orjson.__version__,
+             "ijson": f"{ijson.__version__} ({ijson.backend})",
+             "streamexport": getattr(streamexport, "__version__", "?"),
+             "formatter": formatter.IMPLEMENTATION}
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            found["git"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return found
+
+
+# ---- synthetic checkpoints ---------------------------------------------------------------
+
+def llm_shapes(elements, big_tensor=0):
+    """Names and shapes of a LLaMA-like state_dict of about ``elements`` elements.
+
+    hidden size d, vocabulary 8d (or, with ``big_tensor``, an embedding of at least that many
+    elements), per block: 4 attention projections d x d, a gated MLP (gate/up f x d, down
+    d x f, f ~ 8d/3) and two norms; a final norm. The number of blocks fills the rest.
+    """
+    def per_block(d):
+        f = _ffn(d)
+        return 4 * d * d + 3 * d * f + 2 * d
+
+    rest = max(elements - big_tensor, 64)
+    d = 8
+    while per_block(d * 2) * 2 + (0 if big_tensor else 8 * (d * 2) ** 2) <= rest:
+        d *= 2
+    step = 64 if d >= 256 else 8
+    while per_block(d + step) * 2 + (0 if big_tensor else 8 * (d + step) ** 2) <= rest:
+        d += step
+    vocab = -(-big_tensor // d) if big_tensor else 8 * d
+    blocks = max(1, (elements - vocab * d - d) // per_block(d))
+    f = _ffn(d)
+    shapes = [("model.embed_tokens.weight", (vocab, d))]
+    for i in range(blocks):
+        p = f"model.layers.{i}."
+        shapes += [(p + "input_layernorm.weight", (d,)),
+                   (p + "self_attn.q_proj.weight", (d, d)), (p + "self_attn.k_proj.weight", (d, d)),
+                   (p + "self_attn.v_proj.weight", (d, d)), (p + "self_attn.o_proj.weight", (d, d)),
+                   (p + "post_attention_layernorm.weight", (d,)),
+                   (p + "mlp.gate_proj.weight", (f, d)), (p + "mlp.up_proj.weight", (f, d)),
+                   (p + "mlp.down_proj.weight", (d, f))]
+    shapes.append(("model.norm.weight", (d,)))
+    return shapes
+
+
+def _ffn(d):
+    return max(8, (8 * d // 3 + 7) // 8 * 8)
+
+
+def make_checkpoint(path, nbytes, dtype, seed=0, big_tensor_bytes=0):
+    """Write a synthetic checkpoint (torch zip format) and describe it."""
+    import torch
+    itemsize = _ITEMSIZE[dtype]
+    shapes = llm_shapes(max(1, nbytes // itemsize), big_tensor_bytes // itemsize)
+    generator = torch.Generator().manual_seed(seed)
+    torch_dtype = getattr(torch, dtype)
+    state = {}
+    for name, shape in shapes:
+        values = torch.randn(shape, generator=generator, dtype=torch.float32)
+        values.mul_(WEIGHT_STD)
+        if name.endswith("norm.weight"):
+            values.add_(1.0)
+        state[name] = values if torch_dtype == torch.float32 else values.to(torch_dtype)
+        del values
+    torch.save(state, path)
+    described = describe_state(state, path)
+    del state
+    return described
+
+
+def describe_state(state, path):
+    numels = [int(t.numel()) for t in state.values()]
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
+    return {"path": path, "file_bytes": os.path.getsize(path),
+            "data_bytes": sum(int(t.numel()) * t.element_size() for t in state.values()),
+            "tensors": len(numels), "elements": sum(numels),
+            "largest_tensor": max(numels) if numels else 0, "dtype": "+".join(dtypes)}
+
+
+def describe_checkpoint(path):
+    """Describe a checkpoint given on the command line (any source streamexport reads)."""
+    from .sources import open_checkpoint
+    with open_checkpoint(path) as checkpoint:
+        numels = [_numel(entry.shape) for entry in checkpoint.entries]
+        itemsizes = [_itemsize(entry.dtype) for entry in checkpoint.entries]
+        dtypes = sorted({entry.torch_dtype.replace("torch.", "") for entry in checkpoint.entries})
+        torch_file = os.path.isfile(path) and not path.endswith(".safetensors")
+    file_bytes = _path_bytes(path)
+    return {"path": path, "file_bytes": file_bytes,
+            "data_bytes": sum(n * s for n, s in zip(numels, itemsizes)),
+            "tensors": len(numels), "elements": sum(numels),
+            "largest_tensor": max(numels) if numels else 0, "dtype": "+".join(dtypes),
+            "torch_file": torch_file}
+
+
+def _path_bytes(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(path) for name in names)
+    return os.path.getsize(path)
+
+
+def _numel(shape):
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _itemsize(dtype_name):
+    from .formatter import ITEMSIZE
+    return ITEMSIZE.get(dtype_name, 1)
+
+
+# ---- contenders --------------------------------------------------------------------------
+
+CONTENDER_HELP = [
+    ("export-exact", "streamexport export, exact floats (the default), per --threads"),
+    ("export-shortest", "streamexport export --float-format shortest, per --threads"),
+    ("torchlean", "TorchLean's adapter: torch.load, tolist, json.dump(indent=2, sort_keys=True);"
+                  " on a checkpoint of --adapter-size"),
+    ("orjson-f64", "torch.load(mmap=True) + orjson.dumps per tensor, upcast to float64"
+                   " (the exact values)"),
+    ("orjson-native", "torch.load(mmap=True) + orjson.dumps per tensor at own precision"
+                      " (bfloat16/float16 as float32; float32's shortest text)"),
+    ("verify", "streamexport.verify(output, against=checkpoint) on export's output"),
+    ("ijson", "a bare ijson loop over export's output: for _ in ijson.basic_parse(f, use_float=True)"),
+    ("baseline", "interpreter + imports of torch, numpy, orjson, streamexport (RSS floor)"),
+    ("formatter", "section: streamexport.dumps vs orjson.dumps on 4M-element arrays in one process,"
+                  " and export to /dev/null 2 threads vs 1"),
+]
+CONTENDER_NAMES = [name for name, _ in CONTENDER_HELP]
+
+
+class Contender:
+    def __init__(self, key, label, kind, mode, options=None, threads=None, reads=False):
+        self.key = key            # the --only name
+        self.label = label
+        self.kind = kind          # the child's contender (see _bench_contenders.CONTENDERS)
+        self.mode = mode          # "exact", "shortest" (values at the dtype) or "read"
+        self.options = dict(options or {})
+        self.threads = threads
+        self.reads = reads        # reads export's output instead of writing one
+
+    @property
+    def ident(self):
+        return self.key if self.threads is None else f"{self.key}@{self.threads}"
+
+
+def plan_contenders(args):
+    wanted = set(args.only)
+    plan = []
+    for fmt in ("exact", "shortest"):
+        key = f"export-{fmt}"
+        if key in wanted:
+            for threads in args.threads:
+                plan.append(Contender(key, f"streamexport {fmt}", "export", fmt,
+                                      {"float_format": fmt, "threads": threads,
+                                       "fsync": args.fsync}, threads))
+    if "torchlean" in wanted:
+        plan.append(Contender("torchlean", "TorchLean adapter", "torchlean", "exact"))
+    if "orjson-f64" in wanted:
+        plan.append(Contender("orjson-f64", "mmap + orjson, float64", "orjson-stream", "exact",
+                              {"upcast": True}))
+    if "orjson-native" in wanted:
+        plan.append(Contender("orjson-native", "mmap + orjson, own precision", "orjson-stream",
+                              "shortest", {"upcast": False}))
+    if "verify" in wanted:
+        plan.append(Contender("verify", "streamexport.verify", "verify", "read", reads=True))
+    if "ijson" in wanted:
+        plan.append(Contender("ijson", "bare ijson loop", "ijson", "read", reads=True))
+    return plan
+
+
+# ---- child processes -------------------------------------------------------------------
+
+_BOOT = """\
+import importlib.util, sys
+sys.path.insert(0, {parent!r})
+spec = importlib.util.spec_from_file_location("_se_bench_child", {file!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.main(sys.argv[1:])
+"""
+
+
+def run_child(kind, config, workdir, check=None):
+    """Run one contender in a fresh interpreter; its figures plus its own peak RSS.
+
+    With ``check`` (a function of the first run's figures returning a check result), the
+    child makes one untimed run first and waits while ``check`` looks at its output; the
+    timed runs follow only if the check passed.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    boot = _BOOT.format(parent=os.path.dirname(here), file=os.path.join(here, "_bench_contenders.py"))
+    fd, result_path = tempfile.mkstemp(prefix="result-", suffix=".json", dir=workdir)
+    os.close(fd)
+    config = dict(config, result=result_path)
+    pipes = ()
+    if check is not None:
+        up_read, up_write = os.pipe()
+        down_read, down_write = os.pipe()
+        pipes = (up_write, down_read)
+        config["check_fds"] = list(pipes)
+    stderr_path = result_path + ".stderr"
+    checked = None
+    started = time.perf_counter()
+    with open(stderr_path, "wb") as stderr:
+        child = subprocess.Popen([sys.executable, "-c", boot, kind, json.dumps(config)],
+                                 cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=stderr, pass_fds=pipes)
+        if check is not None:
+            for end in pipes:
+                os.close(end)
+            with os.fdopen(up_read) as up, os.fdopen(down_write, "w") as down:
+                line = up.readline()
+                try:
+                    if line:
+                        checked = check(json.loads(line))
+                finally:
+                    try:
+                        down.write("go\n" if checked and checked["status"] != "MISMATCH"
+                                   else "stop\n")
+                        down.flush()
+                    except BrokenPipeError:
+                        pass
+        _, status, usage = os.wait4(child.pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    try:
+        with open(stderr_path, "rb") as f:
+            errors = f.read().decode("utf-8", "replace")
+        if returncode != 0:
+            tail = " | ".join(errors.strip().splitlines()[-3:])
+            return {"error": f"exit {returncode}: {tail}", "check": checked}
+        with open(result_path) as f:
+            result = json.load(f)
+    finally:
+        for path in (result_path, stderr_path):
+            if os.path.exists(path):
+                os.remove(path)
+    if not result.get("peak_rss"):   # no /proc: wait4's figure, an upper bound (see the child)
+        result["peak_rss"] = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        result["peak_rss_source"] = "wait4"
+    result["wall_seconds"] = wall
+    result["check"] = checked
+    return result
+
+
+# ---- checking outputs ----------------------------------------------------------------------
+
+class CheckFailed(Exception):
+    pass
+
+
+def _reference_tensors(path):
+    """The checkpoint's tensors, as streamexport reads them (sorted, module. stripped)."""
+    from .sources import open_checkpoint
+    return open_checkpoint(path)
+
+
+def _iter_document(path, largest_tensor):
+    """(meta, iterator of (name, parsed value)) of a JSON output, parsed in bounded memory
+    when it is large."""
+    size = os.path.getsize(path)
+    if size <= CHECK_IN_MEMORY_BYTES:
+        import orjson
+        with open(path, "rb") as f:
+            document = orjson.loads(f.read())
+        if not isinstance(document, dict) or "params" not in document:
+            raise CheckFailed("not a document with 'params'")
+        return document.get("meta"), iter(document["params"].items())
+    if largest_tensor > CHECK_STREAM_MAX_TENSOR:
+        return None, None
+    import ijson
+    with open(path, "rb") as f:
+        meta = next(ijson.items(f, "meta"), None)
+    return meta, _stream_params(path)
+
+
+def _stream_params(path):
+    import ijson
+    with open(path, "rb") as f:
+        yield from ijson.kvitems(f, "params", use_float=True)
+
+
+def _round_bits(values, dtype):
+    """Bit patterns of float64 ``values`` rounded (to nearest, ties even) to ``dtype``."""
+    if dtype == "float64":
+        return values.view(np.int64)
+    if dtype == "float32":
+        return values.astype(np.float32).view(np.int32)
+    if dtype == "float16":
+        return values.astype(np.float16).view(np.int16)
+    if dtype == "bfloat16":
+        # float64 -> bfloat16 in one rounding (no float32 step, which could round twice):
+        # keep 7 of the 52 fraction bits, ties to even. Exact for bfloat16's normal range.
+        bits = values.view(np.uint64)
+        lsb = (bits >> np.uint64(45)) & np.uint64(1)
+        bits = (bits + np.uint64((1 << 44) - 1) + lsb) & ~np.uint64((1 << 45) - 1)
+        wide = bits.view(np.float64).astype(np.float32)   # exact: a bfloat16 value
+        return (wide.view(np.uint32) >> np.uint32(16)).astype(np.uint16).view(np.int16)
+    raise CheckFailed(f"no rounding for {dtype}")
+
+
+def _tensor_bits(tensor, dtype):
+    import torch
+    if dtype == "bfloat16":
+        return tensor.contiguous().view(torch.int16).numpy()
+    if dtype in ("float8_e4m3fn", "float8_e5m2"):
+        return None
+    view = {"float64": np.int64, "float32": np.int32, "float16": np.int16}[dtype]
+    return tensor.contiguous().numpy().view(view)
+
+
+def _compare_tensor(name, entry, value, mode):
+    """Raise CheckFailed unless ``value`` (parsed JSON) holds ``entry``'s values."""
+    import torch
+    tensor = entry.tensor()
+    if tensor.numel() == 0:
+        if value != tensor.tolist():
+            raise CheckFailed(f"{name}: empty tensor written as {str(value)[:40]}")
+        return
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        raise CheckFailed(f"{name}: nested lists do not have the tensor's shape ({exc})") from None
+    if array.shape != tuple(tensor.shape):
+        raise CheckFailed(f"{name}: shape {array.shape} != {tuple(tensor.shape)}")
+    dtype = entry.dtype
+    if not tensor.is_floating_point():
+        expected = tensor.numpy()
+        if not np.array_equal(array.astype(expected.dtype), expected):
+            raise CheckFailed(f"{name}: integer/bool values differ")
+        return
+    parsed = np.ascontiguousarray(array, dtype=np.float64).reshape(-1)
+    if mode == "exact" or dtype == "float64" or dtype.startswith("float8"):
+        got = parsed.view(np.int64)
+        expected = tensor.to(torch.float64).contiguous().reshape(-1).numpy().view(np.int64)
+    else:
+        got = _round_bits(parsed, dtype)
+        expected = _tensor_bits(tensor.reshape(-1), dtype)
+    bad = np.flatnonzero(got != expected)
+    if bad.size:
+        first = int(bad[0])
+        want = float(tensor.reshape(-1)[first])
+        raise CheckFailed(f"{name}: {bad.size} values differ, the first at flat index {first}: "
+                          f"wrote {parsed[first]!r}, tensor holds {want!r}")
+
+
+def check_output(path, dataset, mode):
+    """Compare an output with the checkpoint's values; a short description or CheckFailed.
+
+    ``mode`` "exact": every number equals the element widened to float64, bit for bit (what
+    streamexport's exact text and a float64 upcast both give). "shortest": every number,
+    rounded to the tensor's dtype, gives the element's bits back.
+    """
+    meta, params = _iter_document(path, dataset["largest_tensor"])
+    if params is None:
+        return "skipped: output too large to parse here (see verify)"
+    with _reference_tensors(dataset["path"]) as checkpoint:
+        entries = checkpoint.entries
+        seen = 0
+        for entry, (name, value) in zip(entries, params):
+            if name != entry.name:
+                raise CheckFailed(f"tensor #{seen}: name {name!r}, expected {entry.name!r}")
+            expected_meta = {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
+            if meta is not None and meta.get(name) != expected_meta:
+                raise CheckFailed(f"{name}: meta {meta.get(name)} != {expected_meta}")
+            _compare_tensor(name, entry, value, mode)
+            seen += 1
+        rest = sum(1 for _ in params)
+        if seen != len(entries) or rest:
+            raise CheckFailed(f"{seen + rest} tensors written, the checkpoint has {len(entries)}")
+    return "exact values" if mode == "exact" else "values at dtype"
+
+
+def check_contract(reference_path, dataset):
+    """Byte-compare export's output with json.dumps of TorchLean's payload (small sets only)."""
+    import torch
+    state = torch.load(dataset["path"], weights_only=True)
+    meta, params = {}, {}
+    for name, tensor in state.items():
+        name = name[len("module."):] if name.startswith("module.") else name
+        meta[name] = {"dtype": str(tensor.dtype), "shape": list(tensor.shape)}
+        params[name] = tensor.tolist()
+    expected = json.dumps({"meta": meta, "params": params}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    del params
+    with open(reference_path, "rb") as f:
+        return f.read() == expected
+
+
+# ---- the checkpoint section ----------------------------------------------------------------
+
+def _stats(times):
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+
+
+def run_contender(args, contender, dataset, workdir, reference, kept):
+    """Check one contender's output, then time it. Returns its result row."""
+    row = {"contender": contender.ident, "key": contender.key, "label": contender.label,
+           "threads": contender.threads, "dataset": dataset["id"], "mode": contender.mode,
+           "elements": dataset["elements"]}
+    config = dict(contender.options, src=dataset["path"])
+    if contender.reads:
+        if reference is None:
+            row["error"] = "skipped: no export output to read"
+            return row
+        config["input"] = reference
+        row["input_bytes"] = os.path.getsize(reference)
+        config["dst"] = None
+    else:
+        config["dst"] = os.path.join(workdir, f"out-{contender.ident.replace('@', '-')}.json")
+    runs = args.adapter_repeat if contender.key == "torchlean" else args.repeat
+    check = None
+    if args.check:
+        def check(first):
+            _log(args, f"  checking the first run of {contender.ident}")
+            return _check_first_run(args, contender, dataset, config, first, reference, kept)
+    _log(args, f"  {contender.ident}: {'a checked first run, then ' if check else ''}"
+               f"{runs} timed run{'s' if runs != 1 else ''}")
+    timed = run_child(contender.kind, dict(config, runs=runs), workdir, check)
+    row["peak_rss"] = timed.get("peak_rss")
+    row["check"] = timed.get("check") or {"status": "not checked" + (
+        " (--no-check)" if not args.check else " (the first run failed)")}
+    if "first" in timed:
+        row["check_run_seconds"] = timed["first"]["seconds"]
+    if "error" in timed:
+        row["error"] = timed["error"]
+        return row
+    if timed.get("stopped"):
+        row["error"] = "not timed: its output failed the check"
+        return row
+    times = timed["times"]
+    row.update(seconds=_stats(times), times=times, import_seconds=timed["import_seconds"],
+               info=timed.get("info", {}))
+    median = row["seconds"]["median"]
+    row["elements_per_s"] = dataset["elements"] / median if median > 0 else None
+    if contender.reads:
+        row["mb_per_s"] = row["input_bytes"] / median / 1e6 if median > 0 else None
+    else:
+        row["output_bytes"] = timed["output_bytes"]
+        row["mb_per_s"] = timed["output_bytes"] / median / 1e6 if median > 0 else None
+        if config["dst"] not in kept.values():
+            _remove_quietly(config["dst"])
+    return row
+
+
+def _check_first_run(args, contender, dataset, config, first, reference, kept):
+    """Check the output of a contender's first run; keep export's outputs for later rows."""
+    try:
+        if contender.kind == "export":
+            fmt = contender.options["float_format"]
+            mine = config["dst"]
+            if fmt in kept:
+                same = filecmp.cmp(kept[fmt], mine, shallow=False)
+                if not same:
+                    raise CheckFailed(f"output differs from {fmt} with {kept_threads(kept, fmt)}")
+                _remove_quietly(mine)
+                return {"status": "ok", "detail": "byte-identical to 1 thread"
+                        if kept_threads(kept, fmt) == "1 thread" else "byte-identical"}
+            detail = check_output(mine, dataset, fmt)
+            kept[fmt] = mine
+            kept[fmt + "@threads"] = contender.threads
+            if fmt == "exact" and dataset["elements"] <= CONTRACT_CHECK_MAX_ELEMENTS \
+                    and dataset.get("torch_file", True):
+                if not check_contract(mine, dataset):
+                    raise CheckFailed("not byte-identical to json.dumps(payload)")
+                detail += "; bytes = json.dumps(payload)"
+            return {"status": "ok", "detail": detail}
+        if contender.kind == "verify":
+            info = first["info"]
+            if not info.get("ok"):
+                raise CheckFailed(f"verify found {info.get('failures')} failures, the first: "
+                                  f"{info.get('first_failure')}")
+            if info.get("elements") not in (None, dataset["elements"]):
+                raise CheckFailed(f"verify checked {info['elements']:,} elements of "
+                                  f"{dataset['elements']:,}")
+            return {"status": "ok", "detail": f"verify passed ({info.get('elements') or 0:,} "
+                                              f"elements against the checkpoint)"}
+        if contender.kind == "ijson":
+            numbers = first["info"].get("numbers")
+            expected = dataset["elements"] + dataset.get("shape_numbers", 0)
+            if numbers != expected:
+                raise CheckFailed(f"read {numbers} numbers, expected {expected}")
+            return {"status": "ok", "detail": f"read all {numbers:,} numbers"}
+        detail = check_output(config["dst"], dataset, contender.mode)
+        _remove_quietly(config["dst"])
+        return {"status": "ok" if not detail.startswith("skipped") else "skipped",
+                "detail": detail + (" (= export exact)" if contender.mode == "exact" else
+                                    " (= export shortest)")}
+    except CheckFailed as exc:
+        return {"status": "MISMATCH", "detail": str(exc)}
+
+
+def kept_threads(kept, fmt):
+    threads = kept.get(fmt + "@threads")
+    return f"{threads} thread{'s' if threads != 1 else ''}"
+
+
+def _remove_quietly(path):
+    try:
+        if path:
+            os.remove(path)
+    except OSError:
+        pass
+
+
+def run_dataset(args, dataset, plan, workdir, results):
+    _log(args, f"dataset {dataset['id']}: {dataset['tensors']} tensors, "
+               f"{dataset['elements']:,} elements, {human_bytes(dataset['file_bytes'])}")
+    kept = {}
+    try:
+        for contender in plan:
+            reference = kept.get("exact")
+            row = run_contender(args, contender, dataset, workdir, reference, kept)
+            results.append(row)
+            if "error" in row:
+                _log(args, f"  {contender.ident}: {row['error']}")
+    finally:
+        for key, path in kept.items():
+            if not key.endswith("@threads"):
+                _remove_quietly(path)
+
+
+def build_datasets(args, workdir):
+    """The checkpoints to bench: (dataset, contenders) pairs, the adapter's smaller ones too."""
+    plan = plan_contenders(args)
+    adapter = [c for c in plan if c.key == "torchlean"]
+    main_plan = [c for c in plan if c.key != "torchlean"]
+    export_exact = [c for c in plan if c.key == "export-exact"]
+    jobs = []
+    if args.checkpoints:
+        for path in args.checkpoints:
+            dataset = describe_checkpoint(path)
+            dataset.update(id=os.path.basename(os.path.normpath(path)), synthetic=False)
+            contenders = list(main_plan)
+            if not dataset.get("torch_file"):
+                contenders = [c for c in contenders if c.kind not in ("orjson-stream",)]
+            if adapter and dataset.get("torch_file") and dataset["file_bytes"] <= args.adapter_size:
+                contenders.append(adapter[0])
+            elif adapter:
+                dataset["adapter_note"] = (f"TorchLean adapter not run: checkpoint larger than "
+                                           f"--adapter-size {human_bytes(args.adapter_size)}")
+            jobs.append((dataset, contenders))
+        return jobs
+    for size, big in args.size:
+        for dtype in args.dtype:
+            jobs.append((("synthetic", dtype, size, big), main_plan
+                         + (adapter if size <= args.adapter_size else [])))
+            if adapter and size > args.adapter_size:
+                jobs.append((("synthetic", dtype, args.adapter_size, 0), export_exact + adapter))
+    # the adapter's dataset for each dtype is made once, even with several sizes
+    unique, seen = [], {}
+    for spec, contenders in jobs:
+        if spec in seen:
+            for c in contenders:
+                if c not in seen[spec]:
+                    seen[spec].append(c)
+            continue
+        seen[spec] = list(contenders)
+        unique.append(spec)
+    return [(spec, seen[spec]) for spec in unique]
+
+
+def materialize(args, spec, workdir):
+    """Create a synthetic checkpoint on disk (spec is a tuple), or return a described one."""
+    if isinstance(spec, dict):
+        return spec
+    _, dtype, size, big = spec
+    name = f"synthetic-{dtype}-{human_bytes(size).replace(' ', '')}"
+    if big:
+        name += f"-big{human_bytes(big).replace(' ', '')}"
+    path = os.path.join(workdir, name + ".pt")
+    started = time.perf_counter()
+    dataset = make_checkpoint(path, size, dtype, seed=args.seed, big_tensor_bytes=big)
+    dataset.update(id=f"{dtype} {human_bytes(dataset['data_bytes'])}"
+                      + (f" (one {human_bytes(big)} tensor)" if big else ""),
+                   synthetic=True, requested_bytes=size, torch_file=True,
+                   seconds_to_make=time.perf_counter() - started)
+    dataset["shape_numbers"] = sum(len(s) for _, s in llm_shapes(
+        max(1, size // _ITEMSIZE[dtype]), big // _ITEMSIZE[dtype]))
+    _log(args, f"made {dataset['id']} in {dataset['seconds_to_make']:.1f} s")
+    return dataset
+
+
+def checkpoint_section(args, workdir):
+    jobs = build_datasets(args, workdir)
+    datasets, results = [], []
+    for spec, contenders in jobs:
+        dataset = materialize(args, spec, workdir)
+        if "shape_numbers" not in dataset:
+            dataset["shape_numbers"] = _shape_numbers(dataset["path"])
+        try:
+            run_dataset(args, dataset, contenders, workdir, results)
+        finally:
+            if dataset.get("synthetic"):
+                _remove_quietly(dataset["path"])
+        datasets.append({k: v for k, v in dataset.items() if k != "path" or not dataset["synthetic"]})
+    add_ratios(datasets, results)
+    return datasets, results
+
+
+def _shape_numbers(path):
+    from .sources import open_checkpoint
+    with open_checkpoint(path) as checkpoint:
+        return sum(len(entry.shape) for entry in checkpoint.entries)
+
+
+def add_ratios(datasets, results):
+    """For every row that is not streamexport's export: how many times faster export is
+    (elements/s), against export in the matching float mode, on the same dataset and, for the
+    adapter's smaller checkpoint, also against the main checkpoint of the same dtype."""
+    by_dataset = {}
+    for row in results:
+        by_dataset.setdefault(row["dataset"], []).append(row)
+    dtype_of = {d["id"]: d["dtype"] for d in datasets}
+    size_of = {d["id"]: d["data_bytes"] for d in datasets}
+    for row in results:
+        if row["key"].startswith("export-") or row["key"] == "verify" \
+                or not row.get("elements_per_s"):
+            continue
+        ratios = {}
+        if row["key"] == "ijson":
+            for other in by_dataset[row["dataset"]]:
+                if other["key"] == "verify" and other.get("elements_per_s"):
+                    ratios["verify"] = other["elements_per_s"] / row["elements_per_s"]
+            row["ratios"] = ratios
+            continue
+        mode = "export-shortest" if row["mode"] == "shortest" else "export-exact"
+        for other in by_dataset[row["dataset"]]:
+            if other["key"] == mode and other.get("elements_per_s"):
+                ratios[f"{other['contender']}"] = other["elements_per_s"] / row["elements_per_s"]
+        if row["key"] == "torchlean":
+            # against export on the largest checkpoint of this dtype too (the issue's ratio)
+            same = [d for d in datasets if d["dtype"] == dtype_of[row["dataset"]]
+                    and d["id"] != row["dataset"]]
+            if same:
+                big = max(same, key=lambda d: d["data_bytes"])
+                if size_of[big["id"]] > size_of[row["dataset"]]:
+                    for other in by_dataset.get(big["id"], []):
+                        if other["key"] == mode and other.get("elements_per_s"):
+                            ratios[f"{other['contender']} on {big['id']}"] = \
+                                other["elements_per_s"] / row["elements_per_s"]
+        row["ratios"] = ratios
+
+
+# ---- the formatter section -----------------------------------------------------------------
+
+def formatter_section(args, workdir):
+    import orjson
+    import torch
+
+    import streamexport
+    elements = max(1024, args.formatter_elements // 1024 * 1024)
+    rng = np.random.default_rng(args.seed)
+    f64 = rng.normal(0.0, WEIGHT_STD, elements).reshape(elements // 1024, 1024)
+    f32 = f64.astype(np.float32)
+    bf16 = torch.from_numpy(f32).to(torch.bfloat16)
+    dumps = getattr(streamexport, "dumps", None)
+    how = "streamexport.dumps"
+    if dumps is None:
+        from .formatter import format_chunk
+        how = "formatter.format_chunk"
+
+        def dumps(array, float_format="exact"):
+            dtype = "bfloat16" if isinstance(array, torch.Tensor) else str(array.dtype)
+            data = array.view(torch.int16).numpy() if dtype == "bfloat16" else array
+            return format_chunk(data, dtype, array.shape, 0, data.size, float_format)
+    option = orjson.OPT_SERIALIZE_NUMPY
+    cases = [
+        ("float32 exact", f32, "exact", f32.astype(np.float64), "float64 upcast", "exact", "float32"),
+        ("float32 shortest", f32, "shortest", f32, "float32 array", "shortest", "float32"),
+        ("bfloat16 exact", bf16, "exact", bf16.to(torch.float64).numpy(), "float64 upcast",
+         "exact", "bfloat16"),
+        ("bfloat16 shortest", bf16, "shortest", bf16.to(torch.float32).numpy(), "float32 upcast",
+         "shortest", "bfloat16"),
+        ("float64", f64, "exact", f64, "float64 array", "exact", "float64"),
+    ]
+    repeat = max(args.repeat, FORMATTER_MIN_REPEAT)
+    rows = []
+    for name, mine, fmt, theirs, their_input, mode, dtype in cases:
+        _log(args, f"formatter: {name}")
+        truth = (bf16.to(torch.float64).numpy() if dtype == "bfloat16" else
+                 np.asarray(mine, dtype=np.float64))
+        check = {}
+        for who, text in (("streamexport", dumps(mine, float_format=fmt)),
+                          ("orjson", orjson.dumps(theirs, option=option))):
+            parsed = np.asarray(orjson.loads(text), dtype=np.float64)
+            if mode == "exact" or dtype == "float64":
+                same = np.array_equal(parsed.view(np.int64), truth.view(np.int64))
+            else:
+                same = np.array_equal(_round_bits(parsed.reshape(-1), dtype),
+                                      _round_bits(truth.reshape(-1), dtype))
+            check[who] = {"ok": bool(same), "bytes": len(text)}
+        ours, others = [], []
+        for _ in range(repeat):     # interleaved, so a busy moment hits both
+            begin = time.perf_counter()
+            dumps(mine, float_format=fmt)
+            ours.append(time.perf_counter() - begin)
+            begin = time.perf_counter()
+            orjson.dumps(theirs, option=option)
+            others.append(time.perf_counter() - begin)
+        row = {"case": name, "elements": elements, "float_format": fmt, "orjson_input": their_input,
+               "streamexport_seconds": _stats(ours), "orjson_seconds": _stats(others),
+               "streamexport_eps": elements / statistics.median(ours),
+               "orjson_eps": elements / statistics.median(others),
+               "streamexport_bytes": check["streamexport"]["bytes"],
+               "orjson_bytes": check["orjson"]["bytes"],
+               "check": "ok" if all(c["ok"] for c in check.values()) else
+               "MISMATCH: " + ", ".join(w for w, c in check.items() if not c["ok"])}
+        row["ratio"] = row["streamexport_eps"] / row["orjson_eps"]
+        rows.append(row)
+    section = {"elements": elements, "shape": [elements // 1024, 1024], "repeat": repeat,
+               "how": how, "rows": rows}
+    section["export_threads"] = _export_threads(args, workdir, repeat)
+    return section
+
+
+def _export_threads(args, workdir, repeat):
+    """Export of a float32 checkpoint to /dev/null, 2 threads against 1, in this process."""
+    import streamexport
+    path = os.path.join(workdir, "export-threads-float32.pt")
+    dataset = make_checkpoint(path, args.export_section_size, "float32", seed=args.seed)
+    result = {"dataset": f"float32 {human_bytes(dataset['data_bytes'])}",
+              "elements": dataset["elements"], "usable_cpus": usable_cpus()}
+    try:
+        _log(args, "formatter: export to /dev/null, 1 vs 2 threads")
+        outputs = []
+        for threads in (1, 2):       # check first: the same bytes with 1 and 2 threads
+            out = os.path.join(workdir, f"threads-{threads}.json")
+            streamexport.export(path, out, threads=threads, fsync=False)
+            outputs.append(out)
+        result["check"] = "ok: byte-identical" if filecmp.cmp(*outputs, shallow=False) \
+            else "MISMATCH: 2 threads differ from 1"
+        for out in outputs:
+            _remove_quietly(out)
+        times = {1: [], 2: []}
+        for _ in range(repeat):
+            for threads in (1, 2):
+                begin = time.perf_counter()
+                streamexport.export(path, os.devnull, threads=threads, fsync=False)
+                times[threads].append(time.perf_counter() - begin)
+        for threads in (1, 2):
+            result[f"seconds_{threads}"] = _stats(times[threads])
+            result[f"eps_{threads}"] = dataset["elements"] / statistics.median(times[threads])
+        result["ratio"] = result["eps_2"] / result["eps_1"]
+    except Exception as exc:  # reported in the table rather than losing the other figures
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        _remove_quietly(path)
+    return result
+
+
+# ---- targets ---------------------------------------------------------------------------------
+
+def evaluate_targets(report):
+    found = []
+    datasets = report.get("datasets", [])
+    results = report.get("results", [])
+    f32 = [d for d in datasets if d["dtype"] == "float32" and d.get("synthetic", True)]
+
+    def row(dataset_id, key, threads=None):
+        for r in results:
+            if r["dataset"] == dataset_id and r["key"] == key and r.get("elements_per_s") \
+                    and (threads is None or r["threads"] == threads):
+                return r
+        return None
+
+    def best_export(dataset_id, key="export-exact"):
+        rows = [r for r in results if r["dataset"] == dataset_id and r["key"] == key
+                and r.get("elements_per_s")]
+        return max(rows, key=lambda r: r["elements_per_s"]) if rows else None
+
+    if f32:
+        main = max(f32, key=lambda d: d["data_bytes"])
+        note = "" if main["data_bytes"] >= 200 * 10 ** 6 else " (checkpoint below 200 MB)"
+        ours = best_export(main["id"])
+        adapter = [r for r in results if r["key"] == "torchlean" and r.get("elements_per_s")
+                   and any(d["id"] == r["dataset"] and d["dtype"] == "float32" for d in datasets)]
+        if ours and adapter:
+            theirs = adapter[0]
+            ratio = ours["elements_per_s"] / theirs["elements_per_s"]
+            where = "" if theirs["dataset"] == main["id"] else f", adapter on {theirs['dataset']}"
+            found.append(_target("adapter", ratio, f"{ratio:.0f}x ({ours['contender']} on "
+                                 f"{main['id']}{where}){note}"))
+        theirs = row(main["id"], "orjson-f64")
+        if ours and theirs:
+            ratio = ours["elements_per_s"] / theirs["elements_per_s"]
+            found.append(_target("orjson", ratio, f"{ratio:.1f}x ({ours['contender']} on "
+                                 f"{main['id']}){note}"))
+    sized = [(d, best_export(d["id"])) for d in datasets if d.get("synthetic", True)]
+    sized = [(d, r) for d, r in sized if r is not None and r.get("peak_rss")]
+    if len({d["data_bytes"] for d, _ in sized}) >= 2:
+        small = min(sized, key=lambda p: p[0]["data_bytes"])
+        large = max(sized, key=lambda p: p[0]["data_bytes"])
+        growth = large[1]["peak_rss"] - small[1]["peak_rss"]
+        grown = large[0]["data_bytes"] - small[0]["data_bytes"]
+        flat = growth < RSS_FLAT_SHARE * grown
+        found.append({"name": "rss", "issue": "6", "what": TARGETS["rss"][1], "met": flat,
+                      "measured": f"{human_bytes(small[1]['peak_rss'])} at {small[0]['id']} -> "
+                                  f"{human_bytes(large[1]['peak_rss'])} at {large[0]['id']} "
+                                  f"(grew {growth / 2 ** 20:+.0f} MB while the checkpoint grew "
+                                  f"{grown / 2 ** 20:.0f} MB; flat = under {RSS_FLAT_SHARE:.0%})"})
+    section = report.get("formatter")
+    if section:
+        for r in section["rows"]:
+            if r["case"] in TARGETS:
+                found.append(_target(r["case"], r["ratio"], f"{r['ratio']:.2f}x "
+                                     f"({r['streamexport_eps'] / 1e6:.1f} vs "
+                                     f"{r['orjson_eps'] / 1e6:.1f} M elements/s)"))
+        threads = section.get("export_threads", {})
+        if threads.get("ratio"):
+            found.append(_target("export threads", threads["ratio"],
+                                 f"{threads['ratio']:.2f}x ({threads['eps_2'] / 1e6:.1f} vs "
+                                 f"{threads['eps_1'] / 1e6:.1f} M elements/s, "
+                                 f"{threads['usable_cpus']} usable CPUs)"))
+    return found
+
+
+def _target(name, value, measured):
+    issue, what, threshold = TARGETS[name]
+    return {"name": name, "issue": issue, "what": what, "met": value >= threshold,
+            "measured": measured, "value": value}
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+def _fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def _ratio_text(row):
+    """How many times faster export is than this row (1 thread / all threads)."""
+    ratios = row.get("ratios") or {}
+    if not ratios:
+        return "-"
+    if row["key"] == "ijson":
+        return f"verify runs at {ratios['verify']:.2f}x" if "verify" in ratios else "-"
+    here = [v for k, v in ratios.items() if " on " not in k]
+    there = {}
+    for k, v in ratios.items():
+        if " on " in k:
+            there.setdefault(k.split(" on ", 1)[1], []).append(v)
+    text = " / ".join(f"{v:.1f}x" for v in here)
+    for where, values in there.items():
+        text += f" (export on {where}: " + " / ".join(f"{v:.1f}x" for v in values) + ")"
+    return text
+
+
+def table_rows(report):
+    """Rows of the checkpoint table as lists of strings (the header first)."""
+    header = ["checkpoint", "contender", "thr", "check", "seconds min / med / max", "M elem/s",
+              "MB/s", "peak RSS MB", "output MB", "export faster by (1 / all threads)"]
+    rows = [header]
+    for r in report.get("results", []):
+        s = r.get("seconds")
+        rows.append([
+            r["dataset"], r["label"], _fmt(r.get("threads"), "d"),
+            (r.get("check") or {}).get("status", "-") if "error" not in r else "ERROR",
+            f"{s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f}" if s else r.get("error", "-"),
+            _fmt(r.get("elements_per_s") and r["elements_per_s"] / 1e6, ".2f"),
+            _fmt(r.get("mb_per_s"), ".0f"),
+            _fmt(r.get("peak_rss") and r["peak_rss"] / 2 ** 20, ".0f"),
+            _fmt(r.get("output_bytes") and r["output_bytes"] / 2 ** 20, ".0f")
+            if not r.get("input_bytes") else f"(reads {r['input_bytes'] / 2 ** 20:.0f})",
+            _ratio_text(r)])
+    return rows
+
+
+def formatter_rows(report):
+    section = report.get("formatter")
+    if not section:
+        return []
+    rows = [["case", "orjson input", "check", "streamexport M elem/s", "orjson M elem/s", "ratio",
+             "target"]]
+    for r in section["rows"]:
+        target = TARGETS.get(r["case"])
+        rows.append([r["case"], r["orjson_input"], r["check"],
+                     f"{r['streamexport_eps'] / 1e6:.1f}", f"{r['orjson_eps'] / 1e6:.1f}",
+                     f"{r['ratio']:.2f}x", f">= {target[2]}x" if target else "-"])
+    t = section.get("export_threads") or {}
+    if t.get("ratio"):
+        rows.append([f"export {t['dataset']} to /dev/null", "(1 thread)", t["check"],
+                     f"{t['eps_2'] / 1e6:.1f} (2 thr)", f"{t['eps_1'] / 1e6:.1f} (1 thr)",
+                     f"{t['ratio']:.2f}x", ">= 1.8x"])
+    elif t.get("error"):
+        rows.append(["export to /dev/null", "-", "ERROR", t["error"], "-", "-", ">= 1.8x"])
+    return rows
+
+
+def _text_table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _markdown_table(rows):
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def render(report, markdown=False):
+    table = _markdown_table if markdown else _text_table
+    m, v = report["machine"], report["versions"]
+    head = "## " if markdown else ""
+    out = []
+    mem = f"{m['memory_bytes'] / 2 ** 30:.1f} GB" if m.get("memory_bytes") else "?"
+    load = report.get("load_average", {})
+    out.append(f"{head}streamexport bench, {report['date']}")
+    out.append("")
+    out.append(f"machine: {m['cpu_model']}, {m['cpus']} CPUs ({m['usable_cpus']} usable), {mem} "
+               f"RAM, {m['platform']}; load average {_load_text(load.get('start'))} at the start, "
+               f"{_load_text(load.get('end'))} at the end")
+    out.append("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    out.append(f"command: {report['command']}")
+    out.append("")
+    if report.get("results"):
+        out.append(f"{head}Checkpoints (each contender in its own process; seconds = the work only, "
+                   f"median of {report['args']['repeat']} runs after a checked first run)")
+        out.append("")
+        for d in report["datasets"]:
+            out.append(f"- {d['id']}: {d['tensors']} tensors, {d['elements']:,} elements, "
+                       f"largest {d['largest_tensor']:,}; file {human_bytes(d['file_bytes'])}"
+                       + (f"; {d['adapter_note']}" if d.get("adapter_note") else ""))
+        out.append("")
+        out.append(table(table_rows(report)))
+        out.append("")
+        notes = [f"{r['contender']} on {r['dataset']}: {r['check']['detail']}"
+                 for r in report["results"] if (r.get("check") or {}).get("detail")]
+        out.append("checks (before timing):" if not markdown else "Checks, made before timing:")
+        out.append("")
+        out += [("- " if markdown else "  ") + n for n in notes]
+        errors = [f"{r['contender']} on {r['dataset']}: {r['error']}" for r in report["results"]
+                  if r.get("error")]
+        if errors:
+            out.append("")
+            out.append("errors:")
+            out += [("- " if markdown else "  ") + e for e in errors]
+        out.append("")
+        if report.get("baseline"):
+            b = report["baseline"]
+            out.append(f"RSS floor (interpreter + torch, numpy, orjson, streamexport imports): "
+                       f"{b['peak_rss'] / 2 ** 20:.0f} MB; imports take {b['import_seconds']:.2f} s "
+                       "(not in the seconds above)")
+            out.append("")
+        fsync = "with fsync (its default)" if report["args"]["fsync"] else "without fsync"
+        out.append(f"streamexport writes {fsync}; the other writers do not fsync. "
+                   "Outputs are real files in the bench's temporary directory.")
+        out.append("")
+    if report.get("formatter"):
+        f = report["formatter"]
+        out.append(f"{head}Formatter ({f['how']} vs orjson.dumps(OPT_SERIALIZE_NUMPY), "
+                   f"{f['elements']:,} elements of normal(0, {WEIGHT_STD}), shape {f['shape']}, "
+                   f"one thread, median of {f['repeat']}, same process)")
+        out.append("")
+        out.append(table(formatter_rows(report)))
+        out.append("")
+    if report.get("targets"):
+        out.append(f"{head}Targets (issues 3 and 6)")
+        out.append("")
+        rows = [["issue", "target", "measured", "met"]]
+        rows += [[t["issue"], t["what"], t["measured"], "yes" if t["met"] else "NO"]
+                 for t in report["targets"]]
+        out.append(table(rows))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _load_text(load):
+    return "?" if not load else "/".join(f"{x:.2f}" for x in load)
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+def _size_list(text):
+    sizes = []
+    for part in text.split(","):
+        size, _, big = part.partition(":")
+        sizes.append((parse_size(size), parse_size(big) if big else 0))
+    return sizes
+
+
+def _threads_list(text):
+    if text == "all":
+        return [usable_cpus()]
+    out = []
+    for part in text.split(","):
+        value = usable_cpus() if part.strip() == "all" else int(part)
+        if value < 1:
+            raise argparse.ArgumentTypeError("threads must be >= 1")
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _name_list(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTENDER_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown contender(s) {', '.join(unknown)}; see --list")
+    return names
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m streamexport.bench",
+        description="Benchmark streamexport against TorchLean's adapter, an orjson streamer and "
+                    "ijson, with peak memory; and its formatter against orjson.")
+    parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                        help="bench these checkpoints instead of synthetic ones")
+    parser.add_argument("--size", type=_size_list, default=_size_list(DEFAULT_SIZE),
+                        metavar="SIZE[:BIG],...",
+                        help=f"synthetic checkpoint sizes, binary units (default {DEFAULT_SIZE}); "
+                             "SIZE:BIG puts one tensor of BIG bytes in it, e.g. 0.5GB,2GB:1GB")
+    parser.add_argument("--dtype", type=lambda t: [d.strip() for d in t.split(",")],
+                        default=DEFAULT_DTYPES.split(","), metavar="D,...",
+                        help=f"synthetic checkpoint dtypes: float32, bfloat16, float16, float64 "
+                             f"(default {DEFAULT_DTYPES})")
+    parser.add_argument("--threads", type=_threads_list, default=None, metavar="N,...",
+                        help="export thread counts to bench ('all' = usable CPUs; default 1,all)")
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
+                        help=f"timed runs per contender (default {DEFAULT_REPEAT}); the formatter "
+                             f"section uses at least {FORMATTER_MIN_REPEAT}")
+    parser.add_argument("--adapter-size", type=parse_size, default=parse_size(DEFAULT_ADAPTER_SIZE),
+                        metavar="SIZE", help="TorchLean's adapter runs on a checkpoint of at most "
+                        f"this size (default {DEFAULT_ADAPTER_SIZE}: it runs at ~0.4 M elements/s)")
+    parser.add_argument("--adapter-repeat", type=int, default=1,
+                        help="timed runs of the adapter (default 1)")
+    parser.add_argument("--only", type=_name_list, default=list(CONTENDER_NAMES), metavar="NAMES",
+                        help="run only these contenders / sections (comma-separated; see --list)")
+    parser.add_argument("--skip", type=_name_list, default=[], metavar="NAMES",
+                        help="leave out these contenders / sections")
+    parser.add_argument("--formatter-elements", type=int, default=DEFAULT_FORMATTER_ELEMENTS,
+                        help=f"array size of the formatter section (default {DEFAULT_FORMATTER_ELEMENTS})")
+    parser.add_argument("--export-section-size", type=parse_size,
+                        default=parse_size(DEFAULT_EXPORT_SECTION_SIZE), metavar="SIZE",
+                        help="float32 checkpoint of the 2-vs-1-threads export "
+                             f"(default {DEFAULT_EXPORT_SECTION_SIZE})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="do not check the contenders' outputs (e.g. for multi-GB runs)")
+    parser.add_argument("--no-fsync", dest="fsync", action="store_false",
+                        help="export without fsync (its default fsyncs; the others never do)")
+    parser.add_argument("--workdir", default=None,
+                        help="where the temporary directory goes (default: the system's)")
+    parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--list", action="store_true", help="list the contenders and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.list:
+        width = max(len(n) for n in CONTENDER_NAMES)
+        for name, text in CONTENDER_HELP:
+            print(f"{name.ljust(width)}  {text}")
+        return 0
+    if args.threads is None:
+        args.threads = _threads_list("1,all")
+    if args.repeat < 1 or args.adapter_repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    bad = [d for d in args.dtype if d not in _ITEMSIZE]
+    if bad:
+        raise SystemExit(f"unsupported --dtype {', '.join(bad)} (float32, bfloat16, float16, float64)")
+    args.only = [n for n in args.only if n not in args.skip]
+    if "verify" in args.only or "ijson" in args.only:
+        if "export-exact" not in args.only:
+            args.only.append("export-exact")     # they read its output
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine_info(), "versions": versions(),
+              "command": "python -m streamexport.bench " + " ".join(sys.argv[1:] if argv is None
+                                                                   else argv),
+              "args": {"size": args.size, "dtype": args.dtype, "threads": args.threads,
+                       "repeat": args.repeat, "adapter_size": args.adapter_size,
+                       "adapter_repeat": args.adapter_repeat, "only": args.only,
+                       "check": args.check, "fsync": args.fsync, "seed": args.seed,
+                       "checkpoints": args.checkpoints},
+              "load_average": {"start": report_load()}}
+    started = time.perf_counter()
+    workdir = tempfile.mkdtemp(prefix="streamexport-bench-", dir=args.workdir)
+    try:
+        if "baseline" in args.only:
+            report["baseline"] = run_child("baseline", {"dst": None, "runs": 1}, workdir)
+        if any(not n == "formatter" and n != "baseline" for n in args.only):
+            report["datasets"], report["results"] = checkpoint_section(args, workdir)
+        if "formatter" in args.only:
+            report["formatter"] = formatter_section(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report["load_average"]["end"] = report_load()
+    report["seconds"] = time.perf_counter() - started
+    report["targets"] = evaluate_targets(report)
+    text = render(report, markdown=args.markdown)
+    sys.stdout.write(text)
+    sys.stdout.write(f"\n(bench took {report['seconds']:.0f} s)\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+    failed = [r for r in report.get("results", []) if (r.get("check") or {}).get("status")
+              == "MISMATCH"]
+    failed += [r for r in (report.get("formatter") or {}).get("rows", [])
+               if r["check"] != "ok"]
+    return 1 if failed else 0
+
+
+def report_load():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
