@@ -136,3 +136,25 @@ def test_debug_shows_the_traceback(tmp_path):
     result = run("export", src, tmp_path / "o.json", "--debug", cwd=tmp_path)
     assert result.returncode == 1
     assert b"Traceback" in result.stderr
+
+
+def test_export_with_verify_and_verify_command(tmp_path, good_checkpoint):
+    out = tmp_path / "model.json"
+    result = run("export", good_checkpoint, out, "--verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert b"verified" in result.stderr
+    result = run("verify", out, "--against", good_checkpoint, cwd=tmp_path)
+    assert result.returncode == 0 and b"verified" in result.stderr
+
+
+def test_verify_command_reports_a_changed_value(tmp_path, good_checkpoint):
+    out = tmp_path / "model.json"
+    assert run("export", good_checkpoint, out, "-q", cwd=tmp_path).returncode == 0
+    text = out.read_bytes()
+    position = text.index(b'"weight":[[') + len(b'"weight":[[')
+    digit = text.index(b"5", position) if b"5" in text[position:] else text.index(b"1", position)
+    out.write_bytes(text[:digit] + (b"6" if text[digit:digit + 1] == b"5" else b"2") + text[digit + 1:])
+    result = run("verify", out, "--against", good_checkpoint, cwd=tmp_path)
+    assert result.returncode == 1
+    line = result.stderr.decode().strip().splitlines()[0]
+    assert "weight" in line and "Traceback" not in result.stderr.decode()
