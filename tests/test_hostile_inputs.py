@@ -465,3 +465,15 @@ def test_every_refused_global_is_listed_with_its_flag(tmp_path):
     assert "numpy" not in message   # numpy metadata is allowed as inert stand-ins
     with open_checkpoint(path, safe_globals=[f"{__name__}.First", f"{__name__}.Second"]) as ck:
         assert [e.name for e in ck.entries] == ["w"]
+
+
+def test_checkpoint_written_without_crc32_still_opens(tmp_path):
+    path = tmp_path / "nocrc.pt"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(state(), path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    with zipfile.ZipFile(path) as archive:
+        assert all(info.CRC == 0 for info in archive.infolist())
+    assert opens_or_refuses(path, state())
