@@ -193,7 +193,7 @@ def _decide_midpoint(decimal, value, dtype):
     _, exponent = np.frexp(magnitude)
     quantum = max(int(exponent) - 1, emin) - (precision - 1)
     low = float(np.floor(np.ldexp(magnitude, -quantum)))
-    exact = abs(Decimal(decimal))
+    exact = Decimal(decimal).copy_abs()        # abs() would round to the context precision
     middle = Decimal(magnitude)
     if exact > middle:
         chosen = low + 1
@@ -205,6 +205,32 @@ def _decide_midpoint(decimal, value, dtype):
     if result > largest:
         result = float("inf")
     return float(np.copysign(result, value))
+
+
+def _is_shortest_text(values, dtype):
+    """Which float64 ``values`` are exactly the value of the shortest text (the export's
+    "shortest" format) of their own rounding to ``dtype``."""
+    import torch
+
+    from . import formatter
+    rounded, _ = round_to_format(values, dtype)
+    finite = np.isfinite(rounded)
+    result = np.zeros(len(values), dtype=bool)
+    if not finite.any():
+        return result
+    elements = torch.from_numpy(np.ascontiguousarray(rounded[finite]))
+    elements = elements.to(getattr(torch, dtype))
+    if dtype in ("bfloat16",):
+        buffer = elements.view(torch.int16).numpy()
+    elif dtype.startswith("float8"):
+        buffer = elements.view(torch.uint8).numpy()
+    else:
+        buffer = elements.numpy()
+    text = formatter.format_chunk(buffer, dtype, (len(buffer),), 0, len(buffer),
+                                  float_format="shortest", nonfinite="null")
+    parsed = np.array([float(token) for token in bytes(text)[1:-1].split(b",")])
+    result[finite] = parsed.view(_U64) == values[finite].view(_U64)
+    return result
 
 
 _F8_TABLES = {}
@@ -444,7 +470,10 @@ class _Verifier:
         try:
             events = self.take(1)
         except _ParseError as error:
-            self.fatal(f"{where}: invalid JSON: {_json_error_text(error.error)}")
+            text = _json_error_text(error.error)
+            if "premature EOF" in text:
+                self.fatal(f"{where}: the file ends here (truncated?)")
+            self.fatal(f"{where}: invalid JSON: {text}")
         if not events:
             self.fatal(f"{where}: the file ends here (truncated?)")
         return events[0]
@@ -799,10 +828,19 @@ class _Verifier:
                            f"{_value_text(values[first])} {reason}")
         self.skip_checkpoint(spec, len(values))
 
-    def decide_mode(self, disagree):
+    def decide_mode(self, disagree, got, dtype):
+        """The float format, deciding it at the first values that are not widened elements.
+
+        Exact tokens are widened elements, so while every value is one both modes agree. At
+        the first chunk where some are not, the mode is "shortest" when most of those values
+        are exactly what the shortest text of their rounding parses to, else "exact" (and they
+        are failures). A corrupted exact token is rarely a shortest text, and a float32 token
+        under a float16 meta never is."""
         if self.mode is not None or not disagree.any():
             return self.mode
-        self.mode = "shortest" if np.count_nonzero(disagree) * 2 > len(disagree) else "exact"
+        candidates = got[disagree]
+        consistent = np.count_nonzero(_is_shortest_text(candidates, dtype))
+        self.mode = "shortest" if consistent * 2 > len(candidates) else "exact"
         self.report.float_format_detected = True
         return self.mode
 
@@ -813,7 +851,7 @@ class _Verifier:
             want = cursor.take(len(got))
             bad = got.view(_U64) != want.view(_U64)
             self.narrow_floats |= fmt is not None
-            if fmt is not None and self.decide_mode(bad) == "shortest" and bad.any():
+            if fmt is not None and self.decide_mode(bad, got, spec.dtype) == "shortest" and bad.any():
                 rounded, midpoint = round_to_format(got, spec.dtype)
                 bad = rounded.view(_U64) != want.view(_U64)
                 if midpoint.any():
@@ -832,7 +870,7 @@ class _Verifier:
         self.narrow_floats = True
         rounded, _ = round_to_format(got, spec.dtype)
         not_exact = rounded != got
-        if self.decide_mode(not_exact) == "shortest":
+        if self.decide_mode(not_exact, got, spec.dtype) == "shortest":
             bad = ~np.isfinite(rounded)
             reason = f"is outside the range of torch.{spec.dtype}"
         else:
