@@ -713,3 +713,38 @@ def test_lightning_style_checkpoint_in_a_directory_with_other_files(tmp_path, mo
     (tmp_path / "hparams.yaml").write_text("lr: 0.001\n")
     with opened(tmp_path) as ck:
         assert_same_tensors(ck, model.state_dict())
+
+
+# ---- end to end: the exported bytes are the contract payload of the same tensors ----
+
+def exported(src, tmp_path, **options):
+    import streamexport
+    out = tmp_path / "out.json"
+    streamexport.export(src, out, threads=1, fsync=False, **options)
+    return out.read_bytes()
+
+
+def test_export_of_sharded_safetensors_matches_the_contract(tmp_path):
+    from reference import payload_json
+    state = transformer_state()
+    sharded(tmp_path, state, shards=3)
+    assert exported(tmp_path, tmp_path) == payload_json(state)
+
+
+def test_export_of_lightning_checkpoint_matches_the_contract(tmp_path, monkeypatch):
+    from reference import payload_json
+    model = mlp()
+    path = tmp_path / "last.ckpt"
+    torch.save(lightning_checkpoint(monkeypatch, model), path)
+    assert exported(path, tmp_path) == payload_json(dict(model.state_dict()))
+
+
+def test_export_of_safetensors_with_prefixes_and_selection(tmp_path):
+    from reference import payload_json
+    state = {"_orig_mod.enc.w": torch.randn(2, 3), "_orig_mod.enc.b": torch.randn(2),
+             "_orig_mod.dec.w": torch.randn(3, 2).to(torch.float16)}
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file(state, path)
+    want = {"enc.w": state["_orig_mod.enc.w"], "dec.w": state["_orig_mod.dec.w"]}
+    assert exported(path, tmp_path, strip_prefixes=["_orig_mod."],
+                    exclude=["*.b"]) == payload_json(want)
