@@ -428,17 +428,73 @@ class _Item:
         self.shape = shape
 
 
+def _file_mappings(path):
+    """Address ranges where ``path`` is mapped in this process, merged; None if unknown."""
+    try:
+        target = os.stat(path)
+        ranges = []
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 6:
+                    continue
+                inode = int(fields[4])
+                if inode != target.st_ino:
+                    continue
+                name = fields[5].strip()
+                if name.endswith(" (deleted)"):
+                    name = name[:-len(" (deleted)")]
+                if os.path.realpath(name) != os.path.realpath(path):
+                    continue
+                low, high = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((low, high))
+    except (OSError, ValueError):
+        return None
+    ranges.sort()
+    merged = []
+    for low, high in ranges:
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def _in_mapping(tensor, ranges):
+    """True when the tensor's storage lies inside one of ``ranges`` (None: cannot tell)."""
+    if ranges is None:
+        return True
+    storage = tensor.untyped_storage()
+    low = storage.data_ptr()
+    high = low + storage.nbytes()
+    return any(a <= low and high <= b for a, b in ranges)
+
+
 def _torch_items(path, state, mapped, skipped):
-    """_Items of the tensors in a loaded state dict; non-tensors go to ``skipped``."""
+    """_Items of the tensors in a loaded state dict; non-tensors go to ``skipped``.
+
+    A tensor counts as mapped only if its storage really lies in the file's mapping
+    (checked against /proc/self/maps where there is one): the exporter releases pages of
+    mapped tensors, which on anonymous memory would zero the data.
+    """
     items = []
+    ranges = _file_mappings(path) if mapped else None
     for k, v in state.items():
         if not _is_tensor(v):
             skipped.append(str(k))
             continue
         if not isinstance(k, str):
             raise _fail(path, f"tensor key {k!r} is a {type(k).__name__}, not a string", LayoutError)
-        items.append(_Item(k, path, mapped, (lambda v=v: v), None, str(v.dtype), tuple(v.shape)))
+        is_mapped = mapped and v.device.type == "cpu" and not v.is_sparse \
+            and v.layout == _strided() and _in_mapping(v, ranges)
+        items.append(_Item(k, path, is_mapped, (lambda v=v: v), None, str(v.dtype),
+                           tuple(v.shape)))
     return items
+
+
+def _strided():
+    import torch
+    return torch.strided
 
 
 def _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes, include, exclude):

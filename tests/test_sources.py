@@ -748,3 +748,15 @@ def test_export_of_safetensors_with_prefixes_and_selection(tmp_path):
     want = {"enc.w": state["_orig_mod.enc.w"], "dec.w": state["_orig_mod.dec.w"]}
     assert exported(path, tmp_path, strip_prefixes=["_orig_mod."],
                     exclude=["*.b"]) == payload_json(want)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+def test_mapped_flag_is_checked_against_the_real_mapping(tmp_path):
+    from streamexport.sources import _file_mappings, _in_mapping
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.randn(4096)}, path)
+    loaded = torch.load(path, mmap=True, weights_only=True)
+    ranges = _file_mappings(str(path))
+    assert ranges and _in_mapping(loaded["w"], ranges)
+    assert not _in_mapping(torch.randn(4096), ranges)         # heap memory
+    assert not _in_mapping(loaded["w"].clone(), ranges)       # a copy is not the mapping
