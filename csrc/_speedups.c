@@ -7,6 +7,7 @@
 
 #include "se_format.h"
 #include "se_lut.h"
+#include "se_memory.h"
 
 static PyObject *UnsupportedDtypeError;
 static PyObject *BufferSizeError;
@@ -233,6 +234,7 @@ static PyObject *format_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
     size_t length = 0;
     int64_t bad_index = 0;
     char *out = PyBytes_AS_STRING(result);
+    se_advise_huge_pages(out, capacity);
     Py_BEGIN_ALLOW_THREADS
     st = se_format_chunk(&chunk, view.buf, out, capacity, &length, &bad_index);
     Py_END_ALLOW_THREADS

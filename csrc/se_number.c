@@ -20,13 +20,12 @@ static const uint64_t pow10_u64[20] = {
     100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
 };
 
-/* Number of decimal digits of v (v >= 1). */
+/* Number of decimal digits of v (v >= 1): from the bit length, corrected by one compare. */
 static inline int digit_count(uint64_t v)
 {
-    int n = 1;
-    while (n < 20 && v >= pow10_u64[n])
-        n++;
-    return n;
+    int bits = 64 - __builtin_clzll(v);
+    int n = (bits * 1233) >> 12;  /* floor(log10(2**bits)) or one less */
+    return n + (v >= pow10_u64[n]);
 }
 
 /* Exactly n digits of v (v < 10**n) into dst[0..n). */
@@ -50,58 +49,78 @@ static inline void write_digits(char *dst, uint64_t v, int n)
         *--p = '0';
 }
 
+/* The 8 decimal digits of x < 10**8 as byte values 0..9, the first digit in the lowest
+ * byte (SWAR: split into 4+4, then 2+2 per half, then 1+1, all lanes at once). */
+static inline uint64_t eight_digits(uint32_t x)
+{
+    uint64_t v = (uint64_t)(x / 10000) | ((uint64_t)(x % 10000) << 32);
+    uint64_t q = ((v * 10486) >> 20) & 0x0000007F0000007FULL;  /* / 100 for < 10**4 */
+    v = q | ((v - 100 * q) << 16);
+    q = ((v * 103) >> 10) & 0x000F000F000F000FULL;             /* / 10 for < 100 */
+    return q | ((v - 10 * q) << 8);
+}
+
+/* Trailing zero digits of an eight_digits() word (8 when it is 0). */
+static inline int trailing_zero_digits(uint64_t w)
+{
+    return w ? __builtin_clzll(w) >> 3 : 8;
+}
+
+#define ASCII_ZEROS 0x3030303030303030ULL
+
 size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
 {
     char *p = out;
-    if (negative)
-        *p++ = '-';
-    while (digits % 10 == 0) {
-        digits /= 10;
-        exponent++;
-    }
+    *p = '-';
+    p += negative;
+    /* as 17 digits d.dddddddddddddddd: the first, then two words of eight */
     int n = digit_count(digits);
+    uint64_t s17 = digits * pow10_u64[17 - n];
     int e = exponent + n - 1;  /* d.ddd x 10**e */
-    if (e < -4 || e >= 16) {
-        write_digits(p + 1, digits, n);
-        p[0] = p[1];
-        if (n > 1) {
-            p[1] = '.';
-            p += n + 1;
-        } else {
-            p += 1;
-        }
-        *p++ = 'e';
-        unsigned a;
-        if (e < 0) {
-            *p++ = '-';
-            a = (unsigned)-e;
-        } else {
-            *p++ = '+';
-            a = (unsigned)e;
-        }
+    uint32_t first = (uint32_t)(s17 / 10000000000000000ULL);
+    uint64_t rest = s17 - first * 10000000000000000ULL;
+    uint32_t hi8 = (uint32_t)(rest / 100000000), lo8 = (uint32_t)(rest % 100000000);
+    uint64_t w1 = eight_digits(hi8), w2 = eight_digits(lo8);
+    int more = 16 - (lo8 ? trailing_zero_digits(w2) : 8 + trailing_zero_digits(w1));
+    w1 += ASCII_ZEROS;
+    w2 += ASCII_ZEROS;
+    if (e >= -4 && e < 0) {
+        /* 0.000ddd */
+        memcpy(p, "0.000", 5);
+        char *d = p + 1 - e;
+        d[0] = (char)('0' + first);
+        memcpy(d + 1, &w1, 8);
+        memcpy(d + 9, &w2, 8);
+        p = d + 1 + more;
+    } else if (e >= 0 && e < 16) {
+        /* the first e + 1 digits, ".", the rest or "0" */
+        char buf[40];
+        buf[0] = (char)('0' + first);
+        memcpy(buf + 1, &w1, 8);
+        memcpy(buf + 9, &w2, 8);
+        memset(buf + 17, '0', 16);
+        memcpy(p, buf, 16);
+        p[e + 1] = '.';
+        memcpy(p + e + 2, buf + e + 1, 16);
+        int fraction = more - e;
+        p += e + 2 + (fraction > 0 ? fraction : 1);
+    } else {
+        /* d.ddde+XX, or de+XX for one digit */
+        p[0] = (char)('0' + first);
+        p[1] = '.';
+        memcpy(p + 2, &w1, 8);
+        memcpy(p + 10, &w2, 8);
+        p += more ? 2 + more : 1;
+        unsigned a = (unsigned)(e < 0 ? -e : e);
+        p[0] = 'e';
+        p[1] = e < 0 ? '-' : '+';
+        p += 2;
         if (a >= 100) {
             *p++ = (char)('0' + a / 100);
             a %= 100;
         }
         memcpy(p, two_digits + 2 * a, 2);
         p += 2;
-    } else if (e < 0) {
-        memcpy(p, "0.0000", 6);  /* "0." and up to three zeros */
-        p += 2 + (-e - 1);
-        write_digits(p, digits, n);
-        p += n;
-    } else if (n <= e + 1) {
-        write_digits(p, digits, n);
-        p += n;
-        memset(p, '0', (size_t)(e + 1 - n));
-        p += e + 1 - n;
-        memcpy(p, ".0", 2);
-        p += 2;
-    } else {
-        write_digits(p + 1, digits, n);
-        memmove(p, p + 1, (size_t)(e + 1));
-        p[e + 1] = '.';
-        p += n + 1;
     }
     return (size_t)(p - out);
 }
