@@ -137,8 +137,8 @@ def _sniff(path):
         raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
     if head.startswith(_ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
         return "zip"
-    if head.startswith(_LEGACY_MAGIC[:2]) and head[2:3] == b"\x8a":
-        return "legacy"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "legacy"     # a pickle stream: torch's legacy format (torch checks its magic)
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
     if path.endswith(".safetensors"):
@@ -149,6 +149,8 @@ def _sniff(path):
 # ---- torch.load ---------------------------------------------------------------------
 
 _LOAD_LOCK = threading.Lock()
+_WEIGHTS_UNPICKLER = re.compile(r"WeightsUnpickler error:(.*?)(?:Check the documentation|$)",
+                                re.S)
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _BLOCKED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked")
 
@@ -169,7 +171,7 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
             return _fail(path, f"the file is a whole pickled model ({name}), not a state_dict: "
                                "re-save model.state_dict(), or pass --unsafe-load if you trust "
                                "it (that runs pickle code)")
-        names = [name] + [n for n in (unsafe_names or ()) if n != name]
+        names = [name] + sorted(n for n in set(unsafe_names or ()) if n != name)
         flags = " ".join(f"--safe-global {n}" for n in names[:8])
         more = f" (and {len(names) - 8} more)" if len(names) > 8 else ""
         which = f"the global {name}" if len(names) == 1 else f"the globals {', '.join(names[:8])}"
@@ -180,9 +182,16 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
         return _fail(path, "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
     if "not in a subdirectory" in text or "file not found: " in text and "data.pkl" in text:
         return _fail(path, "a zip archive, but not one written by torch.save")
-    if "Trying to call reduce for unrecognized function" in text or \
-            "Can only build" in text or "Can only create new object" in text:
-        return _fail(path, f"refused by weights_only loading: {text}")
+    inner = _WEIGHTS_UNPICKLER.search(text)
+    if inner:
+        text = inner.group(1).strip()
+        operand = re.search(r"Unsupported operand (\d+)", text)
+        if operand:
+            return _fail(path, f"refused by weights_only loading: pickle opcode {int(operand.group(1)):#x} "
+                               "is not supported (a pickle protocol newer than torch.save's "
+                               "default 2?); re-save with torch.save's defaults, or pass "
+                               "--unsafe-load if you trust the file (that runs pickle code)")
+        return _fail(path, f"refused by weights_only loading: {text} (nothing was executed)")
     if "central directory" in text or "failed reading zip archive" in text:
         return _fail(path, "corrupt or truncated zip archive (cannot read its central directory)")
     if "PytorchStreamReader" in text or "zip archive" in text:
