@@ -167,6 +167,10 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
         name = match.group(1)
         if "." not in name:
             name = "builtins." + name
+        if name == "torch.storage._load_from_bytes":
+            return _fail(path, "tensors pickled with pickle.dump, not torch.save: they can only be "
+                               "read by running pickle code; re-save with torch.save, or pass "
+                               "--unsafe-load if you trust the file")
         if name.startswith("torch.nn.modules.") or name.startswith("torch.jit."):
             return _fail(path, f"the file is a whole pickled model ({name}), not a state_dict: "
                                "re-save model.state_dict(), or pass --unsafe-load if you trust "

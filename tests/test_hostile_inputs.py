@@ -487,3 +487,11 @@ def test_newer_pickle_protocol_gets_a_clear_refusal(tmp_path, zip_format):
     message = refused(path)
     assert "protocol" in message and "--unsafe-load" in message
     assert "WeightsUnpickler" not in message
+
+
+def test_plain_pickle_of_tensors_is_refused_with_a_reason(tmp_path):
+    import pickle
+    path = tmp_path / "plain.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"w": torch.ones(2)}, f, protocol=2)
+    assert "torch.save" in refused(path)
