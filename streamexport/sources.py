@@ -33,7 +33,6 @@ EXTRA_WRAPPERS = ("model", "module", "ema", "model_ema")
 DEFAULT_PREFIX = "module."
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."   # pickle of torch's magic number
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class Checkpoint:
                     close()
                 except Exception:  # closing must not mask the caller's error
                     pass
-        for index, entry in enumerate(self.entries):
+        for entry in self.entries:
             object.__setattr__(entry, "_get", None)
 
     def __enter__(self):
@@ -313,6 +312,8 @@ def _torch_load(path, kind, unsafe_load, safe_globals, messages):
             continue
         if "non-writable" in text or "not writable" in text:
             continue    # mmap'd storages are read-only; we never write to them
+        if "Detected pickle protocol" in text:
+            continue    # it loaded after all; the caution is for torch's developers
         messages.append(f"{path}: torch: {text}")
     return obj, mapped
 
@@ -390,6 +391,9 @@ def select_state_dict(path, obj, key=None, messages=None):
                                 f"under '{other}' (--key {other} exports those)")
             return obj[wrapper]
     if any(_is_tensor(v) for v in obj.values()):
+        for other in (k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))):
+            messages.append(f"{path}: exporting the top-level tensors; the checkpoint also holds "
+                            f"tensors under '{other}' (--key {other} exports those)")
         return obj
     candidates = [k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))]
     if len(candidates) == 1:
