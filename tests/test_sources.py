@@ -70,9 +70,9 @@ def test_state_dict_wrapper_skips_and_records_extras(tmp_path):
 
 def test_model_state_dict_with_optimizer_state(tmp_path):
     model = mlp()
-    optimizer = torch.optim.Adam(model.parameters())
-    model(torch.ones(1, 3)).sum().backward()
-    optimizer.step()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for param in model.parameters():   # the state step() would make (step() imports dynamo: slow)
+        optimizer.state[param]["momentum_buffer"] = torch.randn_like(param)
     path = tmp_path / "train.pt"
     torch.save({"model_state_dict": model.state_dict(),
                 "optimizer_state_dict": optimizer.state_dict(), "epoch": 1}, path)
@@ -760,3 +760,33 @@ def test_mapped_flag_is_checked_against_the_real_mapping(tmp_path):
     assert ranges and _in_mapping(loaded["w"], ranges)
     assert not _in_mapping(torch.randn(4096), ranges)         # heap memory
     assert not _in_mapping(loaded["w"].clone(), ranges)       # a copy is not the mapping
+
+
+def test_other_plain_metadata_types_load_as_stand_ins(tmp_path):
+    import datetime
+    import pathlib
+    state = {"w": torch.randn(2)}
+    path = tmp_path / "meta.pt"
+    torch.save({"state_dict": state, "saved_at": datetime.datetime(2024, 5, 1, 12, 0),
+                "elapsed": datetime.timedelta(seconds=90), "dir": pathlib.PurePosixPath("/runs/a"),
+                "torch_version": torch.__version__, "span": slice(1, 5), "tags": frozenset({"a"})},
+               path)
+    with opened(path) as ck:
+        assert_same_tensors(ck, state)
+
+
+def test_concurrent_opens_in_threads_agree(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    model = mlp()
+    path = tmp_path / "lightning.ckpt"
+    torch.save(lightning_checkpoint(monkeypatch, model), path)
+    st_path = tmp_path / "m.safetensors"
+    safetensors_torch.save_file(dict(model.state_dict()), st_path)
+
+    def names(p):
+        with open_checkpoint(p) as ck:
+            return [(e.name, e.tensor().sum().item()) for e in ck.entries]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(names, [path, st_path] * 6))
+    assert all(r == results[0] for r in results)
