@@ -73,43 +73,44 @@ size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
     char *p = out;
     *p = '-';
     p += negative;
-    /* as 17 digits d.dddddddddddddddd: the first, then two words of eight */
+    /* The 17-digit string of `digits` with leading zeros, as a first digit and two SWAR
+     * words of eight; the significant ones start at 17 - n. The digit count is found
+     * beside the divisions, not before them, which keeps the chain of multiplies short. */
     int n = digit_count(digits);
-    uint64_t s17 = digits * pow10_u64[17 - n];
+    uint64_t hi9 = digits / 100000000;
+    uint32_t lo8 = (uint32_t)(digits - hi9 * 100000000);
+    uint32_t first = (uint32_t)hi9 / 100000000;
+    uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
+    uint64_t wm = eight_digits(mid8), wl = eight_digits(lo8);
+    int zeros = lo8 ? trailing_zero_digits(wl) : 8 + (mid8 ? trailing_zero_digits(wm) : 8);
+    int more = n - 1 - zeros;  /* significant digits after the first */
     int e = exponent + n - 1;  /* d.ddd x 10**e */
-    uint32_t first = (uint32_t)(s17 / 10000000000000000ULL);
-    uint64_t rest = s17 - first * 10000000000000000ULL;
-    uint32_t hi8 = (uint32_t)(rest / 100000000), lo8 = (uint32_t)(rest % 100000000);
-    uint64_t w1 = eight_digits(hi8), w2 = eight_digits(lo8);
-    int more = 16 - (lo8 ? trailing_zero_digits(w2) : 8 + trailing_zero_digits(w1));
-    w1 += ASCII_ZEROS;
-    w2 += ASCII_ZEROS;
+    char buf[64];
+    buf[0] = (char)('0' + first);
+    wm += ASCII_ZEROS;
+    wl += ASCII_ZEROS;
+    memcpy(buf + 1, &wm, 8);
+    memcpy(buf + 9, &wl, 8);
+    const char *d = buf + 17 - n;
     if (e >= -4 && e < 0) {
         /* 0.000ddd */
         memcpy(p, "0.000", 5);
-        char *d = p + 1 - e;
-        d[0] = (char)('0' + first);
-        memcpy(d + 1, &w1, 8);
-        memcpy(d + 9, &w2, 8);
-        p = d + 1 + more;
+        p += 1 - e;
+        memcpy(p, d, 17);
+        p += 1 + more;
     } else if (e >= 0 && e < 16) {
-        /* the first e + 1 digits, ".", the rest or "0" */
-        char buf[40];
-        buf[0] = (char)('0' + first);
-        memcpy(buf + 1, &w1, 8);
-        memcpy(buf + 9, &w2, 8);
-        memset(buf + 17, '0', 16);
-        memcpy(p, buf, 16);
+        /* the first e + 1 digits (zeros past the last), ".", the rest or "0" */
+        memset(buf + 17, '0', 40);
+        memcpy(p, d, 16);
         p[e + 1] = '.';
-        memcpy(p + e + 2, buf + e + 1, 16);
+        memcpy(p + e + 2, d + e + 1, 16);
         int fraction = more - e;
         p += e + 2 + (fraction > 0 ? fraction : 1);
     } else {
         /* d.ddde+XX, or de+XX for one digit */
-        p[0] = (char)('0' + first);
+        p[0] = d[0];
         p[1] = '.';
-        memcpy(p + 2, &w1, 8);
-        memcpy(p + 10, &w2, 8);
+        memcpy(p + 2, d + 1, 16);
         p += more ? 2 + more : 1;
         unsigned a = (unsigned)(e < 0 ? -e : e);
         p[0] = 'e';

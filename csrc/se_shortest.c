@@ -122,20 +122,25 @@ static inline se_decimal choose(uint64_t vb, uint64_t vbl, uint64_t vbr, uint64_
     int upin = vbl + out <= sp10 << 2;
     int wpin = (tp10 << 2) + out <= vbr;
     int shorter = (upin != wpin) & (s >= 10);
-    uint64_t r_short = upin ? sp10 : tp10;
+    uint64_t r_short = tp10 - 10 * (uint64_t)upin;
     /* s or t: the one inside, or the closer when both are (s on a tie when even) */
     int uin = vbl + out <= s << 2;
     int win = (t << 2) + out <= vbr;
     uint64_t mid = (s << 2) + 2;
-    int take_s = (uin != win) ? uin : (vb < mid) | ((vb == mid) & ((s & 1) == 0));
-    uint64_t r_same = take_s ? s : t;
+    int closer_s = (vb < mid) | ((vb == mid) & ((s & 1) == 0));
+    int one_in = uin ^ win;
+    int take_s = (one_in & uin) | ((one_in ^ 1) & closer_s);
+    uint64_t r_same = t - (uint64_t)take_s;
+    uint64_t pick_short = (uint64_t)0 - (uint64_t)shorter;  /* all ones or zero: no branch */
     se_decimal r;
-    r.digits = shorter ? r_short : r_same;
+    r.digits = (r_short & pick_short) | (r_same & ~pick_short);
     r.exponent = k;
     return r;
 }
 
-se_decimal se_shortest_binary(uint64_t c, int q, int lower_closer)
+/* The float64-table conversion, inlined into both entry points so that the common case
+ * (a normal float64, regular spacing) is compiled with lower_closer = 0 folded in. */
+static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
 {
     uint64_t out = c & 1;
     uint64_t cb = c << 2;
@@ -150,6 +155,11 @@ se_decimal se_shortest_binary(uint64_t c, int q, int lower_closer)
     return choose(vb, vbl, vbr, out, k);
 }
 
+se_decimal se_shortest_binary(uint64_t c, int q, int lower_closer)
+{
+    return convert64(c, q, lower_closer);
+}
+
 se_decimal se_shortest_f64(double v)
 {
     uint64_t bits;
@@ -157,8 +167,10 @@ se_decimal se_shortest_f64(double v)
     uint64_t t = bits & ((1ULL << 52) - 1);
     int e = (int)((bits >> 52) & 0x7ff);
     if (e == 0)
-        return se_shortest_binary(t, -1074, 0);
-    return se_shortest_binary(t | (1ULL << 52), e - 1075, t == 0 && e > 1);
+        return convert64(t, -1074, 0);
+    if (t == 0 && e > 1)
+        return convert64(1ULL << 52, e - 1075, 1);
+    return convert64(t | (1ULL << 52), e - 1075, 0);
 }
 
 se_decimal se_shortest_f32(float v)
