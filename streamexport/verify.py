@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import StreamExportError, VerifyError
 
-GROUP_EVENTS = 1 << 16          # events pulled and checked at once (about 6 MB of tuples)
+GROUP_EVENTS = 1 << 12          # events pulled and checked at once (about 400 kB of tuples)
 
 _NAME = itemgetter(0)
 _VALUE = itemgetter(1)
