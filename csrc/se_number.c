@@ -136,11 +136,30 @@ static size_t write_zero(char *out, int negative)
     return 3;
 }
 
+/* An integer-valued float below `limit` (2**53 for float64, 2**24 for float32, where every
+ * neighbour is at most 1 away) is its own shortest decimal: its digits and ".0". */
+static inline int write_integer(char *out, double v, double limit, size_t *length)
+{
+    double a = fabs(v);
+    if (!(a < limit) || a != (double)(int64_t)a)
+        return 0;
+    char *p = out;
+    *p = '-';
+    p += v < 0;
+    p += se_write_u64(p, (uint64_t)a);
+    memcpy(p, ".0", 2);
+    *length = (size_t)(p + 2 - out);
+    return 1;
+}
+
 size_t se_write_f64(char *out, double v)
 {
     int negative = signbit(v) != 0;
+    size_t length;
     if (v == 0)
         return write_zero(out, negative);
+    if (write_integer(out, v, 9007199254740992.0, &length))
+        return length;
     se_decimal d = se_shortest_f64(v);
     return se_write_decimal(out, negative, d.digits, d.exponent);
 }
@@ -148,8 +167,11 @@ size_t se_write_f64(char *out, double v)
 size_t se_write_f32_shortest(char *out, float v)
 {
     int negative = signbit(v) != 0;
+    size_t length;
     if (v == 0)
         return write_zero(out, negative);
+    if (write_integer(out, v, 16777216.0, &length))
+        return length;
     se_decimal d = se_shortest_f32(v);
     return se_write_decimal(out, negative, d.digits, d.exponent);
 }
