@@ -477,3 +477,37 @@ def test_memory_is_bounded_by_a_group(files, monkeypatch):
         assert report.ok
     # 100000 more parsed floats would be > 3 MB as Python objects
     assert peaks[1] - peaks[0] < 300_000, peaks
+
+
+def test_missing_output_file(files):
+    with pytest.raises(StreamExportError, match="cannot read"):
+        verify(str(files["root"] / "nope.json"))
+
+
+def test_integer_out_of_range_without_checkpoint(files):
+    path = edit(files, "u8", 2, lambda tok: b"300")
+    message = only_failure(verify(path))
+    assert message == '"u8"[2]: 300 is outside the range of torch.uint8'
+
+
+def test_bool_and_float8_values_are_compared(files):
+    path = edit(files, "mask", 3, lambda tok: b"false" if tok == b"true" else b"true")
+    assert verify(path).ok                      # still a bool tensor
+    assert only_failure(verify(path, against=files["ckpt"])).startswith('"mask"[1, 0]: ')
+    path = edit(files, "f8", 2, lambda tok: b"416.0")  # an e4m3fn value, not the element
+    assert verify(path).ok
+    message = only_failure(verify(path, against=files["ckpt"]))
+    assert message == '"f8"[2]: 416.0, but the checkpoint has 448.0'
+
+
+def test_no_meta_output_against_a_checkpoint_with_more_keys(files):
+    state = dict(files["state"])
+    del state["u8"]
+    text = reference_text(state, no_meta=True)
+    path = write(files, "nometa_missing.json", text)
+    assert verify(path).ok
+    message = only_failure(verify(path, against=files["ckpt"]))
+    assert message == '"u8": in the checkpoint but missing from the output'
+    start, end = value_span(text, "emb", 4)
+    path = write(files, "nometa_changed.json", text[:start] + b"0.5" + text[end:])
+    assert only_failure(verify(path, against=files["ckpt"])).startswith('"emb"[1, 1]: 0.5, but')
