@@ -7,7 +7,8 @@ optional ``"__metadata__"`` dict of strings; then the data, little-endian, row-m
 
 ``read_header`` validates the whole header before anything is mapped: a sane header length,
 JSON that is an object, known dtypes, shapes of non-negative ints, offsets inside the data
-area with ``end - begin == prod(shape) * itemsize``, no two tensors overlapping.
+area with ``end - begin == prod(shape) * itemsize``, tensors that tile the data area exactly
+(no overlap, no hole, no trailing bytes), as the format requires.
 ``SafetensorsFile`` then maps the file once (a private, read-only file mapping) and hands
 out zero-copy tensors.
 
@@ -106,7 +107,7 @@ def read_header(path, file_size=None):
     infos = {}
     for name, spec in header.items():
         infos[name] = _check_entry(path, name, spec, data_size)
-    _check_overlaps(path, infos)
+    _check_layout(path, infos, data_size)
     return length, infos, metadata or {}
 
 
@@ -150,12 +151,25 @@ def _check_entry(path, name, spec, data_size):
     return TensorInfo(name, dtype, tuple(shape), begin, end)
 
 
-def _check_overlaps(path, infos):
-    spans = sorted((info.begin, info.end, info.name) for info in infos.values()
-                   if info.end > info.begin)
-    for (b1, e1, n1), (b2, e2, n2) in zip(spans, spans[1:]):
-        if b2 < e1:
-            raise _fail(path, f"corrupt safetensors header: tensors {n1!r} and {n2!r} overlap")
+def _check_layout(path, infos, data_size):
+    """The tensors tile the data area exactly: no overlap, no hole, nothing after them.
+
+    The format requires it ("the byte buffer needs to be entirely indexed, and cannot
+    contain holes", to prevent polyglot files) and safetensors' own reader refuses such files.
+    """
+    position = 0
+    previous = None
+    for begin, end, name in sorted((i.begin, i.end, i.name) for i in infos.values()):
+        if begin < position:
+            raise _fail(path, f"corrupt safetensors header: tensors {previous!r} and {name!r} overlap")
+        if begin > position:
+            raise _fail(path, f"corrupt safetensors header: data bytes {position}..{begin} belong "
+                              f"to no tensor (a hole before {name!r})")
+        position = end
+        previous = name
+    if position != data_size:
+        raise _fail(path, f"corrupt safetensors file: {data_size - position} bytes after the last "
+                          "tensor's data belong to no tensor")
 
 
 class SafetensorsFile:

@@ -495,3 +495,86 @@ def test_plain_pickle_of_tensors_is_refused_with_a_reason(tmp_path):
     with open(path, "wb") as f:
         pickle.dump({"w": torch.ones(2)}, f, protocol=2)
     assert "torch.save" in refused(path)
+
+
+def test_hole_between_safetensors_tensors(tmp_path):
+    header = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+              "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}}
+    path = write(tmp_path / "hole.safetensors", safetensors_bytes(header, bytes(20)))
+    assert "hole" in refused(path)
+
+
+def test_bytes_after_the_last_safetensors_tensor(tmp_path):
+    path = write(tmp_path / "tail.safetensors", safetensors_bytes(GOOD, bytes(16) + b"<html>"))
+    assert "after the last" in refused(path)
+
+
+# ---- the validator agrees with safetensors' own reader ------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as hs  # noqa: E402
+
+ST_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+               "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+@hs.composite
+def safetensors_files(draw):
+    """A well-formed file, then perhaps one lie in its header or its data area."""
+    import json
+    count = draw(hs.integers(0, 4))
+    header, offset = {}, 0
+    for i in range(count):
+        dtype = draw(hs.sampled_from(sorted(ST_ITEMSIZE)))
+        shape = draw(hs.lists(hs.integers(0, 3), max_size=3))
+        size = ST_ITEMSIZE[dtype]
+        for d in shape:
+            size *= d
+        header[f"t{i}"] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    data = bytes(draw(hs.integers(0, 1)) for _ in range(offset))   # 0/1 bytes: valid bools
+    lie = draw(hs.sampled_from(["none", "shift", "grow", "shape", "dtype", "tail", "cut"]))
+    if header and lie != "none":
+        victim = header[draw(hs.sampled_from(sorted(header)))]
+        if lie == "shift":
+            victim["data_offsets"] = [o + draw(hs.integers(-3, 3)) for o in victim["data_offsets"]]
+        elif lie == "grow":
+            victim["data_offsets"][1] += draw(hs.integers(1, 9))
+        elif lie == "shape":
+            victim["shape"] = victim["shape"] + [draw(hs.integers(0, 3))]
+        elif lie == "dtype":
+            victim["dtype"] = draw(hs.sampled_from(sorted(ST_ITEMSIZE)))
+        elif lie == "tail":
+            data += b"\x00" * draw(hs.integers(1, 9))
+        elif lie == "cut":
+            data = data[:max(0, len(data) - draw(hs.integers(1, 9)))]
+    text = json.dumps(header).encode()
+    text += b" " * draw(hs.sampled_from([0, -len(text) % 8]))
+    return struct.pack("<Q", len(text)) + text + data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=safetensors_files())
+def test_validator_agrees_with_safetensors_reader(tmp_path, blob):
+    from safetensors import safe_open
+    path = write(tmp_path / "h.safetensors", blob)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            theirs = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:
+        theirs = None
+    try:
+        checkpoint = open_checkpoint(path)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+        assert theirs is None, f"we refused a file safetensors reads: {exc}"
+        hypothesis.event("both refuse")
+        return
+    hypothesis.event("both read")
+    with checkpoint:
+        assert theirs is not None, "we accepted a file safetensors refuses"
+        assert sorted(e.source_name for e in checkpoint.entries) == sorted(theirs)
+        for entry in checkpoint.entries:
+            ours, ref = entry.tensor(), theirs[entry.source_name]
+            assert ours.dtype == ref.dtype and ours.shape == ref.shape
+            assert torch.equal(ours.reshape(-1).view(torch.uint8), ref.reshape(-1).view(torch.uint8))
