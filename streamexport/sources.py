@@ -383,15 +383,18 @@ def select_state_dict(path, obj, key=None, messages=None):
                           "not a dict (save model.state_dict(), not the model)", LayoutError)
     if key is not None:
         return _walk_key(path, obj, key)
+    def others(chosen):
+        """Other top-level dicts of tensors (an EMA copy, say) the user may have meant."""
+        return [k for k, v in obj.items() if isinstance(k, str) and k != chosen and _has_tensors(v)]
+
     for wrapper in TORCHLEAN_WRAPPERS:
         if isinstance(obj.get(wrapper), dict):
-            others = [k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))]
-            for other in others:
+            for other in others(wrapper)[:4]:
                 messages.append(f"{path}: exporting '{wrapper}'; the checkpoint also holds tensors "
                                 f"under '{other}' (--key {other} exports those)")
             return obj[wrapper]
     if any(_is_tensor(v) for v in obj.values()):
-        for other in (k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))):
+        for other in others(None)[:4]:
             messages.append(f"{path}: exporting the top-level tensors; the checkpoint also holds "
                             f"tensors under '{other}' (--key {other} exports those)")
         return obj

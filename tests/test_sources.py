@@ -795,3 +795,12 @@ def test_concurrent_opens_in_threads_agree(tmp_path, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(names, [path, st_path] * 6))
     assert all(r == results[0] for r in results)
+
+
+def test_timm_style_ema_copy_is_mentioned(tmp_path):
+    path = tmp_path / "timm.pth"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "state_dict_ema": {"w": torch.zeros(1)},
+                "optimizer": {"state": {}, "param_groups": []}, "epoch": 9}, path)
+    with opened(path) as ck:
+        assert [e.name for e in ck.entries] == ["w"]
+        assert len(ck.warnings) == 1 and "--key state_dict_ema" in ck.warnings[0]
