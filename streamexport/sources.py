@@ -183,8 +183,15 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
                            f"pass {flags} (or --unsafe-load, which runs pickle code)")
     if "TorchScript" in text:
         return _fail(path, "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
-    if "not in a subdirectory" in text or "file not found: " in text and "data.pkl" in text:
+    if "not in a subdirectory" in text:
         return _fail(path, "a zip archive, but not one written by torch.save")
+    missing = re.search(r"failed locating file (\S+): file not found", text) \
+        or re.search(r'Expected hasRecord\("([^"]+)"\)', text)
+    if missing:
+        record = missing.group(1)
+        if record == "data.pkl":
+            return _fail(path, "a zip archive, but not one written by torch.save (no data.pkl)")
+        return _fail(path, f"corrupt checkpoint: record {record} is missing from the archive")
     inner = _WEIGHTS_UNPICKLER.search(text)
     if inner:
         text = inner.group(1).strip()

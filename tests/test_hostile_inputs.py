@@ -578,3 +578,19 @@ def test_validator_agrees_with_safetensors_reader(tmp_path, blob):
             ours, ref = entry.tensor(), theirs[entry.source_name]
             assert ours.dtype == ref.dtype and ours.shape == ref.shape
             assert torch.equal(ours.reshape(-1).view(torch.uint8), ref.reshape(-1).view(torch.uint8))
+
+
+@pytest.mark.parametrize("record, expect", [("data/1", "record data/1 is missing"),
+                                            ("data.pkl", "not one written by torch.save"),
+                                            ("version", "record version is missing")])
+def test_torch_zip_missing_a_record(tmp_path, good_zip, record, expect):
+    import copy
+    path = tmp_path / "missing.pt"
+    with zipfile.ZipFile(good_zip) as archive, zipfile.ZipFile(path, "w") as out:
+        prefix = archive.namelist()[0].split("/")[0]
+        names = [i.filename for i in archive.infolist()]
+        assert f"{prefix}/{record}" in names
+        for info in archive.infolist():
+            if info.filename != f"{prefix}/{record}":
+                out.writestr(copy.copy(info), archive.read(info))
+    assert expect in refused(path)
