@@ -142,6 +142,9 @@ def _run_export(args):
         _say(f"WARNING: --unsafe-load runs any code pickled in {args.checkpoint}; "
              "use it only on files you trust")
     progress = not args.quiet and sys.stderr.isatty()
+    from . import formatter
+    if formatter.IMPLEMENTATION != "c" and not args.quiet:
+        _say("warning: the C core is not built; formatting with the slow pure-Python twin")
     report = export(
         args.checkpoint, args.output, key=args.key, keep_prefix=args.keep_prefix,
         strip_prefixes=args.strip_prefix, include=args.include, exclude=args.exclude,
