@@ -37,36 +37,26 @@ import time
 
 import numpy as np
 
+from ._bench_check import CheckFailed, check_contract, check_output, round_bits
+from ._bench_report import TARGETS, evaluate_targets, human_bytes, render
+
+__all__ = ["main", "render", "evaluate_targets", "check_output", "CheckFailed", "TARGETS"]
+
 # ---- defaults: `python -m streamexport.bench` with no argument stays under 2 minutes ---
 
-DEFAULT_SIZE = "4MB"
+DEFAULT_SIZE = "2MB"
 DEFAULT_DTYPES = "float32,bfloat16"
 DEFAULT_REPEAT = 3
-DEFAULT_ADAPTER_SIZE = "4MB"
+DEFAULT_ADAPTER_SIZE = "2MB"
 DEFAULT_FORMATTER_ELEMENTS = 4 * 2 ** 20
-DEFAULT_EXPORT_SECTION_SIZE = "32MB"
+DEFAULT_EXPORT_SECTION_SIZE = "16MB"
 FORMATTER_MIN_REPEAT = 5
 WEIGHT_STD = 0.02
-CHECK_IN_MEMORY_BYTES = 1536 * 2 ** 20       # outputs up to this size are parsed whole
-CHECK_STREAM_MAX_TENSOR = 16 * 2 ** 20       # above it, per-tensor parsing needs too much memory
 CONTRACT_CHECK_MAX_ELEMENTS = 4 * 2 ** 20    # byte-compare with json.dumps(payload) up to this
 
 _UNITS = {"": 1, "B": 1, "K": 2 ** 10, "KB": 2 ** 10, "KIB": 2 ** 10, "M": 2 ** 20, "MB": 2 ** 20,
           "MIB": 2 ** 20, "G": 2 ** 30, "GB": 2 ** 30, "GIB": 2 ** 30}
 _ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
-
-TARGETS = {  # issue -> what, threshold
-    "adapter": ("6", "export >= 100x TorchLean's adapter (float32, >= 200 MB, real file)", 100.0),
-    "orjson": ("6", "export >= 4x the orjson streamer (float32, >= 200 MB, real file)", 4.0),
-    "rss": ("6", "peak RSS flat as the checkpoint grows (0.5 GB -> 2 GB with a 1 GB tensor)", None),
-    "float32 exact": ("3", "dumps float32 exact >= 3x orjson on the float64 upcast", 3.0),
-    "float32 shortest": ("3", "dumps float32 shortest >= 2.5x orjson on the float32 array", 2.5),
-    "bfloat16 exact": ("3", "dumps bfloat16 exact >= 10x orjson on the float64 upcast", 10.0),
-    "float64": ("3", "dumps float64 >= 2x orjson on float64", 2.0),
-    "export threads": ("3", "export to /dev/null, 2 threads >= 1.8x 1 thread", 1.8),
-}
-RSS_FLAT_SHARE = 0.05   # "flat": peak RSS grows by < 5% of the checkpoint's growth
-
 
 def parse_size(text):
     """'2GB' -> 2147483648 (binary units: KB = 1024 B, MB = 2**20 B, GB = 2**30 B)."""
@@ -74,13 +64,6 @@ def parse_size(text):
     if not match or match.group(2).upper() not in _UNITS:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MB, 0.5GB, 2GB)")
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-
-
-def human_bytes(nbytes):
-    for unit, scale in (("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.3g} {unit}"
-    return f"{nbytes} B"
 
 
 def _log(args, message):
@@ -383,150 +366,6 @@ def run_child(kind, config, workdir, check=None):
     return result
 
 
-# ---- checking outputs ----------------------------------------------------------------------
-
-class CheckFailed(Exception):
-    pass
-
-
-def _reference_tensors(path):
-    """The checkpoint's tensors, as streamexport reads them (sorted, module. stripped)."""
-    from .sources import open_checkpoint
-    return open_checkpoint(path)
-
-
-def _iter_document(path, largest_tensor):
-    """(meta, iterator of (name, parsed value)) of a JSON output, parsed in bounded memory
-    when it is large."""
-    size = os.path.getsize(path)
-    if size <= CHECK_IN_MEMORY_BYTES:
-        import orjson
-        with open(path, "rb") as f:
-            document = orjson.loads(f.read())
-        if not isinstance(document, dict) or "params" not in document:
-            raise CheckFailed("not a document with 'params'")
-        return document.get("meta"), iter(document["params"].items())
-    if largest_tensor > CHECK_STREAM_MAX_TENSOR:
-        return None, None
-    import ijson
-    with open(path, "rb") as f:
-        meta = next(ijson.items(f, "meta"), None)
-    return meta, _stream_params(path)
-
-
-def _stream_params(path):
-    import ijson
-    with open(path, "rb") as f:
-        yield from ijson.kvitems(f, "params", use_float=True)
-
-
-def _round_bits(values, dtype):
-    """Bit patterns of float64 ``values`` rounded (to nearest, ties even) to ``dtype``."""
-    if dtype == "float64":
-        return values.view(np.int64)
-    if dtype == "float32":
-        return values.astype(np.float32).view(np.int32)
-    if dtype == "float16":
-        return values.astype(np.float16).view(np.int16)
-    if dtype == "bfloat16":
-        # float64 -> bfloat16 in one rounding (no float32 step, which could round twice):
-        # keep 7 of the 52 fraction bits, ties to even. Exact for bfloat16's normal range.
-        bits = values.view(np.uint64)
-        lsb = (bits >> np.uint64(45)) & np.uint64(1)
-        bits = (bits + np.uint64((1 << 44) - 1) + lsb) & ~np.uint64((1 << 45) - 1)
-        wide = bits.view(np.float64).astype(np.float32)   # exact: a bfloat16 value
-        return (wide.view(np.uint32) >> np.uint32(16)).astype(np.uint16).view(np.int16)
-    raise CheckFailed(f"no rounding for {dtype}")
-
-
-def _tensor_bits(tensor, dtype):
-    import torch
-    if dtype == "bfloat16":
-        return tensor.contiguous().view(torch.int16).numpy()
-    if dtype in ("float8_e4m3fn", "float8_e5m2"):
-        return None
-    view = {"float64": np.int64, "float32": np.int32, "float16": np.int16}[dtype]
-    return tensor.contiguous().numpy().view(view)
-
-
-def _compare_tensor(name, entry, value, mode):
-    """Raise CheckFailed unless ``value`` (parsed JSON) holds ``entry``'s values."""
-    import torch
-    tensor = entry.tensor()
-    if tensor.numel() == 0:
-        if value != tensor.tolist():
-            raise CheckFailed(f"{name}: empty tensor written as {str(value)[:40]}")
-        return
-    try:
-        array = np.asarray(value)
-    except ValueError as exc:
-        raise CheckFailed(f"{name}: nested lists do not have the tensor's shape ({exc})") from None
-    if array.shape != tuple(tensor.shape):
-        raise CheckFailed(f"{name}: shape {array.shape} != {tuple(tensor.shape)}")
-    dtype = entry.dtype
-    if not tensor.is_floating_point():
-        expected = tensor.numpy()
-        if not np.array_equal(array.astype(expected.dtype), expected):
-            raise CheckFailed(f"{name}: integer/bool values differ")
-        return
-    parsed = np.ascontiguousarray(array, dtype=np.float64).reshape(-1)
-    if mode == "exact" or dtype == "float64" or dtype.startswith("float8"):
-        got = parsed.view(np.int64)
-        expected = tensor.to(torch.float64).contiguous().reshape(-1).numpy().view(np.int64)
-    else:
-        got = _round_bits(parsed, dtype)
-        expected = _tensor_bits(tensor.reshape(-1), dtype)
-    bad = np.flatnonzero(got != expected)
-    if bad.size:
-        first = int(bad[0])
-        want = float(tensor.reshape(-1)[first])
-        raise CheckFailed(f"{name}: {bad.size} values differ, the first at flat index {first}: "
-                          f"wrote {parsed[first]!r}, tensor holds {want!r}")
-
-
-def check_output(path, dataset, mode):
-    """Compare an output with the checkpoint's values; a short description or CheckFailed.
-
-    ``mode`` "exact": every number equals the element widened to float64, bit for bit (what
-    streamexport's exact text and a float64 upcast both give). "shortest": every number,
-    rounded to the tensor's dtype, gives the element's bits back.
-    """
-    meta, params = _iter_document(path, dataset["largest_tensor"])
-    if params is None:
-        return "skipped: output too large to parse here (see verify)"
-    with _reference_tensors(dataset["path"]) as checkpoint:
-        entries = checkpoint.entries
-        seen = 0
-        for entry, (name, value) in zip(entries, params):
-            if name != entry.name:
-                raise CheckFailed(f"tensor #{seen}: name {name!r}, expected {entry.name!r}")
-            expected_meta = {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
-            if meta is not None and meta.get(name) != expected_meta:
-                raise CheckFailed(f"{name}: meta {meta.get(name)} != {expected_meta}")
-            _compare_tensor(name, entry, value, mode)
-            seen += 1
-        rest = sum(1 for _ in params)
-        if seen != len(entries) or rest:
-            raise CheckFailed(f"{seen + rest} tensors written, the checkpoint has {len(entries)}")
-    return "exact values" if mode == "exact" else "values at dtype"
-
-
-def check_contract(reference_path, dataset):
-    """Byte-compare export's output with json.dumps of TorchLean's payload (small sets only)."""
-    import torch
-    state = torch.load(dataset["path"], weights_only=True)
-    meta, params = {}, {}
-    for name, tensor in state.items():
-        name = name[len("module."):] if name.startswith("module.") else name
-        meta[name] = {"dtype": str(tensor.dtype), "shape": list(tensor.shape)}
-        params[name] = tensor.tolist()
-    expected = json.dumps({"meta": meta, "params": params}, sort_keys=True,
-                          separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    del params
-    with open(reference_path, "rb") as f:
-        return f.read() == expected
-
-
 # ---- the checkpoint section ----------------------------------------------------------------
 
 def _stats(times):
@@ -827,8 +666,8 @@ def formatter_section(args, workdir):
             if mode == "exact" or dtype == "float64":
                 same = np.array_equal(parsed.view(np.int64), truth.view(np.int64))
             else:
-                same = np.array_equal(_round_bits(parsed.reshape(-1), dtype),
-                                      _round_bits(truth.reshape(-1), dtype))
+                same = np.array_equal(round_bits(parsed.reshape(-1), dtype),
+                                      round_bits(truth.reshape(-1), dtype))
             check[who] = {"ok": bool(same), "bytes": len(text)}
         ours, others = [], []
         for _ in range(repeat):     # interleaved, so a busy moment hits both
@@ -849,7 +688,7 @@ def formatter_section(args, workdir):
         row["ratio"] = row["streamexport_eps"] / row["orjson_eps"]
         rows.append(row)
     section = {"elements": elements, "shape": [elements // 1024, 1024], "repeat": repeat,
-               "how": how, "rows": rows}
+               "how": how, "std": WEIGHT_STD, "rows": rows}
     section["export_threads"] = _export_threads(args, workdir, repeat)
     return section
 
@@ -887,229 +726,6 @@ def _export_threads(args, workdir, repeat):
     finally:
         _remove_quietly(path)
     return result
-
-
-# ---- targets ---------------------------------------------------------------------------------
-
-def evaluate_targets(report):
-    found = []
-    datasets = report.get("datasets", [])
-    results = report.get("results", [])
-    f32 = [d for d in datasets if d["dtype"] == "float32" and d.get("synthetic", True)]
-
-    def row(dataset_id, key, threads=None):
-        for r in results:
-            if r["dataset"] == dataset_id and r["key"] == key and r.get("elements_per_s") \
-                    and (threads is None or r["threads"] == threads):
-                return r
-        return None
-
-    def best_export(dataset_id, key="export-exact"):
-        rows = [r for r in results if r["dataset"] == dataset_id and r["key"] == key
-                and r.get("elements_per_s")]
-        return max(rows, key=lambda r: r["elements_per_s"]) if rows else None
-
-    if f32:
-        main = max(f32, key=lambda d: d["data_bytes"])
-        note = "" if main["data_bytes"] >= 200 * 10 ** 6 else " (checkpoint below 200 MB)"
-        ours = best_export(main["id"])
-        adapter = [r for r in results if r["key"] == "torchlean" and r.get("elements_per_s")
-                   and any(d["id"] == r["dataset"] and d["dtype"] == "float32" for d in datasets)]
-        if ours and adapter:
-            theirs = adapter[0]
-            ratio = ours["elements_per_s"] / theirs["elements_per_s"]
-            where = "" if theirs["dataset"] == main["id"] else f", adapter on {theirs['dataset']}"
-            found.append(_target("adapter", ratio, f"{ratio:.0f}x ({ours['contender']} on "
-                                 f"{main['id']}{where}){note}"))
-        theirs = row(main["id"], "orjson-f64")
-        if ours and theirs:
-            ratio = ours["elements_per_s"] / theirs["elements_per_s"]
-            found.append(_target("orjson", ratio, f"{ratio:.1f}x ({ours['contender']} on "
-                                 f"{main['id']}){note}"))
-    sized = [(d, best_export(d["id"])) for d in datasets if d.get("synthetic", True)]
-    sized = [(d, r) for d, r in sized if r is not None and r.get("peak_rss")]
-    if len({d["data_bytes"] for d, _ in sized}) >= 2:
-        small = min(sized, key=lambda p: p[0]["data_bytes"])
-        large = max(sized, key=lambda p: p[0]["data_bytes"])
-        growth = large[1]["peak_rss"] - small[1]["peak_rss"]
-        grown = large[0]["data_bytes"] - small[0]["data_bytes"]
-        flat = growth < RSS_FLAT_SHARE * grown
-        found.append({"name": "rss", "issue": "6", "what": TARGETS["rss"][1], "met": flat,
-                      "measured": f"{human_bytes(small[1]['peak_rss'])} at {small[0]['id']} -> "
-                                  f"{human_bytes(large[1]['peak_rss'])} at {large[0]['id']} "
-                                  f"(grew {growth / 2 ** 20:+.0f} MB while the checkpoint grew "
-                                  f"{grown / 2 ** 20:.0f} MB; flat = under {RSS_FLAT_SHARE:.0%})"})
-    section = report.get("formatter")
-    if section:
-        for r in section["rows"]:
-            if r["case"] in TARGETS:
-                found.append(_target(r["case"], r["ratio"], f"{r['ratio']:.2f}x "
-                                     f"({r['streamexport_eps'] / 1e6:.1f} vs "
-                                     f"{r['orjson_eps'] / 1e6:.1f} M elements/s)"))
-        threads = section.get("export_threads", {})
-        if threads.get("ratio"):
-            found.append(_target("export threads", threads["ratio"],
-                                 f"{threads['ratio']:.2f}x ({threads['eps_2'] / 1e6:.1f} vs "
-                                 f"{threads['eps_1'] / 1e6:.1f} M elements/s, "
-                                 f"{threads['usable_cpus']} usable CPUs)"))
-    return found
-
-
-def _target(name, value, measured):
-    issue, what, threshold = TARGETS[name]
-    return {"name": name, "issue": issue, "what": what, "met": value >= threshold,
-            "measured": measured, "value": value}
-
-
-# ---- rendering -------------------------------------------------------------------------------
-
-def _fmt(value, spec, missing="-"):
-    return missing if value is None else format(value, spec)
-
-
-def _ratio_text(row):
-    """How many times faster export is than this row (1 thread / all threads)."""
-    ratios = row.get("ratios") or {}
-    if not ratios:
-        return "-"
-    if row["key"] == "ijson":
-        return f"verify runs at {ratios['verify']:.2f}x" if "verify" in ratios else "-"
-    here = [v for k, v in ratios.items() if " on " not in k]
-    there = {}
-    for k, v in ratios.items():
-        if " on " in k:
-            there.setdefault(k.split(" on ", 1)[1], []).append(v)
-    text = " / ".join(f"{v:.1f}x" for v in here)
-    for where, values in there.items():
-        text += f" (export on {where}: " + " / ".join(f"{v:.1f}x" for v in values) + ")"
-    return text
-
-
-def table_rows(report):
-    """Rows of the checkpoint table as lists of strings (the header first)."""
-    header = ["checkpoint", "contender", "thr", "check", "seconds min / med / max", "M elem/s",
-              "MB/s", "peak RSS MB", "output MB", "export faster by (1 / all threads)"]
-    rows = [header]
-    for r in report.get("results", []):
-        s = r.get("seconds")
-        rows.append([
-            r["dataset"], r["label"], _fmt(r.get("threads"), "d"),
-            (r.get("check") or {}).get("status", "-") if "error" not in r else "ERROR",
-            f"{s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f}" if s else r.get("error", "-"),
-            _fmt(r.get("elements_per_s") and r["elements_per_s"] / 1e6, ".2f"),
-            _fmt(r.get("mb_per_s"), ".0f"),
-            _fmt(r.get("peak_rss") and r["peak_rss"] / 2 ** 20, ".0f"),
-            _fmt(r.get("output_bytes") and r["output_bytes"] / 2 ** 20, ".0f")
-            if not r.get("input_bytes") else f"(reads {r['input_bytes'] / 2 ** 20:.0f})",
-            _ratio_text(r)])
-    return rows
-
-
-def formatter_rows(report):
-    section = report.get("formatter")
-    if not section:
-        return []
-    rows = [["case", "orjson input", "check", "streamexport M elem/s", "orjson M elem/s", "ratio",
-             "target"]]
-    for r in section["rows"]:
-        target = TARGETS.get(r["case"])
-        rows.append([r["case"], r["orjson_input"], r["check"],
-                     f"{r['streamexport_eps'] / 1e6:.1f}", f"{r['orjson_eps'] / 1e6:.1f}",
-                     f"{r['ratio']:.2f}x", f">= {target[2]}x" if target else "-"])
-    t = section.get("export_threads") or {}
-    if t.get("ratio"):
-        rows.append([f"export {t['dataset']} to /dev/null", "(1 thread)", t["check"],
-                     f"{t['eps_2'] / 1e6:.1f} (2 thr)", f"{t['eps_1'] / 1e6:.1f} (1 thr)",
-                     f"{t['ratio']:.2f}x", ">= 1.8x"])
-    elif t.get("error"):
-        rows.append(["export to /dev/null", "-", "ERROR", t["error"], "-", "-", ">= 1.8x"])
-    return rows
-
-
-def _text_table(rows):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _markdown_table(rows):
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows[1:]]
-    return "\n".join(lines)
-
-
-def render(report, markdown=False):
-    table = _markdown_table if markdown else _text_table
-    m, v = report["machine"], report["versions"]
-    head = "## " if markdown else ""
-    out = []
-    mem = f"{m['memory_bytes'] / 2 ** 30:.1f} GB" if m.get("memory_bytes") else "?"
-    load = report.get("load_average", {})
-    out.append(f"{head}streamexport bench, {report['date']}")
-    out.append("")
-    out.append(f"machine: {m['cpu_model']}, {m['cpus']} CPUs ({m['usable_cpus']} usable), {mem} "
-               f"RAM, {m['platform']}; load average {_load_text(load.get('start'))} at the start, "
-               f"{_load_text(load.get('end'))} at the end")
-    out.append("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    out.append(f"command: {report['command']}")
-    out.append("")
-    if report.get("results"):
-        out.append(f"{head}Checkpoints (each contender in its own process; seconds = the work only, "
-                   f"median of {report['args']['repeat']} runs after a checked first run)")
-        out.append("")
-        for d in report["datasets"]:
-            out.append(f"- {d['id']}: {d['tensors']} tensors, {d['elements']:,} elements, "
-                       f"largest {d['largest_tensor']:,}; file {human_bytes(d['file_bytes'])}"
-                       + (f"; {d['adapter_note']}" if d.get("adapter_note") else ""))
-        out.append("")
-        out.append(table(table_rows(report)))
-        out.append("")
-        notes = [f"{r['contender']} on {r['dataset']}: {r['check']['detail']}"
-                 for r in report["results"] if (r.get("check") or {}).get("detail")]
-        out.append("checks (before timing):" if not markdown else "Checks, made before timing:")
-        out.append("")
-        out += [("- " if markdown else "  ") + n for n in notes]
-        errors = [f"{r['contender']} on {r['dataset']}: {r['error']}" for r in report["results"]
-                  if r.get("error")]
-        if errors:
-            out.append("")
-            out.append("errors:")
-            out += [("- " if markdown else "  ") + e for e in errors]
-        out.append("")
-        if report.get("baseline"):
-            b = report["baseline"]
-            out.append(f"RSS floor (interpreter + torch, numpy, orjson, streamexport imports): "
-                       f"{b['peak_rss'] / 2 ** 20:.0f} MB; imports take {b['import_seconds']:.2f} s "
-                       "(not in the seconds above)")
-            out.append("")
-        fsync = "with fsync (its default)" if report["args"]["fsync"] else "without fsync"
-        out.append(f"streamexport writes {fsync}; the other writers do not fsync. "
-                   "Outputs are real files in the bench's temporary directory.")
-        out.append("")
-    if report.get("formatter"):
-        f = report["formatter"]
-        out.append(f"{head}Formatter ({f['how']} vs orjson.dumps(OPT_SERIALIZE_NUMPY), "
-                   f"{f['elements']:,} elements of normal(0, {WEIGHT_STD}), shape {f['shape']}, "
-                   f"one thread, median of {f['repeat']}, same process)")
-        out.append("")
-        out.append(table(formatter_rows(report)))
-        out.append("")
-    if report.get("targets"):
-        out.append(f"{head}Targets (issues 3 and 6)")
-        out.append("")
-        rows = [["issue", "target", "measured", "met"]]
-        rows += [[t["issue"], t["what"], t["measured"], "yes" if t["met"] else "NO"]
-                 for t in report["targets"]]
-        out.append(table(rows))
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _load_text(load):
-    return "?" if not load else "/".join(f"{x:.2f}" for x in load)
 
 
 # ---- command line ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import streamexport
-from streamexport import bench
+from streamexport import _bench_check, bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,7 +134,7 @@ def test_synthetic_checkpoint_is_seeded(tmp_path):
 
 def test_round_bits_bfloat16_matches_torch():
     values = np.random.default_rng(7).normal(0, 0.02, 100_000).astype(np.float32)
-    mine = bench._round_bits(values.astype(np.float64), "bfloat16")
+    mine = _bench_check.round_bits(values.astype(np.float64), "bfloat16")
     theirs = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy()
     assert np.array_equal(mine, theirs)
 

@@ -1,0 +1,133 @@
+"""Run the bench and record its results here: benchmarks/RESULTS.md, benchmarks/results/*.json
+and benchmarks/bench.png (throughput and peak RSS per contender, with machine and date).
+
+    python benchmarks/record.py                 # the recorded runs (about 20 minutes on 2 cores)
+    python benchmarks/record.py --quick --out /tmp/x   # the same runs at tiny sizes, to try it
+    python benchmarks/record.py --render-only   # rebuild RESULTS.md and the plot from the JSON
+
+The runs (each is one `python -m streamexport.bench` invocation, so each has its own table):
+
+* main  -- float32, 256 MB, written to real files: every contender, TorchLean's adapter on
+           the same checkpoint, and the formatter section (issue 3 item 5);
+* bf16  -- bfloat16, 128 MB: export and the orjson streamer;
+* rss   -- float32 at 0.5 GB and 2 GB (the latter with one 1 GB tensor): export's peak RSS
+           as the checkpoint grows, against the orjson streamer's.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+RUNS = {
+    "main": ["--size", "256MB", "--dtype", "float32", "--adapter-size", "256MB",
+             "--repeat", "3"],
+    "bf16": ["--size", "128MB", "--dtype", "bfloat16",
+             "--only", "export-exact,export-shortest,orjson-f64,orjson-native"],
+    "rss": ["--size", "0.5GB,2GB:1GB", "--dtype", "float32", "--repeat", "1", "--no-check",
+            "--only", "export-exact,orjson-f64"],
+}
+QUICK = {
+    "main": ["--size", "256KB", "--dtype", "float32", "--adapter-size", "256KB", "--repeat", "2",
+             "--formatter-elements", "65536", "--export-section-size", "256KB"],
+    "bf16": ["--size", "256KB", "--dtype", "bfloat16",
+             "--only", "export-exact,export-shortest,orjson-f64,orjson-native"],
+    "rss": ["--size", "256KB,1MB:512KB", "--dtype", "float32", "--repeat", "1", "--no-check",
+            "--only", "export-exact,orjson-f64"],
+}
+
+
+def run(name, args, out):
+    path = os.path.join(out, "results", f"{name}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    command = [sys.executable, "-m", "streamexport.bench", *args, "--json", path]
+    print(f"[record] {name}: {' '.join(command[1:])}", flush=True)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    started = time.time()
+    done = subprocess.run(command, cwd=ROOT, env=env)
+    print(f"[record] {name}: exit {done.returncode} after {time.time() - started:.0f} s", flush=True)
+    return done.returncode
+
+
+def load_reports(out):
+    reports = {}
+    for name in RUNS:
+        path = os.path.join(out, "results", f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                reports[name] = json.load(f)
+    return reports
+
+
+def render_results(reports, out, plot_name="bench.png"):
+    sys.path.insert(0, ROOT)
+    from streamexport.bench import render
+    lines = ["# streamexport benchmark results", "",
+             "Recorded with `python benchmarks/record.py` (each section below is one "
+             "`python -m streamexport.bench` run; its command line is given). Every figure is "
+             "also in `results/*.json`.", ""]
+    if os.path.exists(os.path.join(out, plot_name)):
+        lines += [f"![throughput and peak RSS per contender]({plot_name})", ""]
+    # each target from the first run that measured it (main before bf16 before rss), except
+    # RSS flatness, which only the rss run measures as intended
+    chosen = {}
+    for name, report in reports.items():
+        for t in report.get("targets", []):
+            if t["name"] == "rss" and name != "rss" and "rss" in reports:
+                continue
+            chosen.setdefault(t["name"], t)
+    targets = list(chosen.values())
+    if targets:
+        lines += ["## Targets of issues 3 and 6", "",
+                  "| issue | target | measured | met |", "|---|---|---|---|"]
+        lines += [f"| {t['issue']} | {t['what']} | {t['measured']} | "
+                  f"{'yes' if t['met'] else '**no**'} |" for t in targets]
+        lines.append("")
+    loads = [(name, r.get("load_average", {})) for name, r in reports.items()]
+    lines += ["The machine was shared with other jobs while recording: the load averages at the "
+              "start and end of each run were " + "; ".join(
+                  f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}" for name, l in loads)
+              + " (1/5/15 minutes, 2 CPUs).", ""]
+    for name, report in reports.items():
+        text = render(report, markdown=True)
+        lines += [f"# Run `{name}`", "", text.replace("\n## ", "\n### ").replace("## ", "### ", 1)]
+    with open(os.path.join(out, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+
+
+def _load(values):
+    return "?" if not values else "/".join(f"{v:.1f}" for v in values)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the script")
+    parser.add_argument("--out", default=HERE, help="where to write (default: benchmarks/)")
+    parser.add_argument("--only", default=",".join(RUNS), help="runs to make (main,bf16,rss)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only rebuild RESULTS.md and the plot from results/*.json")
+    args = parser.parse_args(argv)
+    status = 0
+    if not args.render_only:
+        table = QUICK if args.quick else RUNS
+        for name in args.only.split(","):
+            status |= run(name, table[name], args.out)
+    reports = load_reports(args.out)
+    try:
+        from plot import plot   # benchmarks/plot.py; needs matplotlib
+    except ImportError as exc:
+        print(f"[record] no plot: {exc}", file=sys.stderr)
+    else:
+        plot(reports, os.path.join(args.out, "bench.png"))
+    render_results(reports, args.out)
+    print(f"[record] wrote {os.path.join(args.out, 'RESULTS.md')}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    sys.exit(main())
