@@ -31,7 +31,6 @@ import gc
 import os
 import time
 from decimal import Decimal
-from itertools import chain, islice
 from operator import itemgetter
 
 import numpy as np
@@ -317,6 +316,64 @@ class _Cursor:
         self._tensor = None
 
 
+class _Sink:
+    """The target of ijson's push parser: ``send`` is a list's ``append``, so events go
+    straight from the C parser into the list."""
+    __slots__ = ("send",)
+
+
+class _EventSource:
+    """The document's events, taken in groups of a given length.
+
+    The file is fed to ijson's push parser (``basic_parse_coro``) a read at a time; its events
+    collect in one list, and ``take`` slices groups off it. That is a little faster than
+    pulling events one by one from the ``basic_parse`` generator. A parse error is held back
+    until a ``take`` needs events beyond it: the events before it are all served first, and
+    the ``_ParseError`` carries those of the group it cut short."""
+
+    READ_SIZE = 1 << 16
+
+    def __init__(self, backend, stream):
+        self._buffer = []
+        self._position = 0
+        sink = _Sink()
+        sink.send = self._buffer.append
+        self._parser = backend.basic_parse_coro(sink, use_float=True)
+        self._stream = stream
+        self._done = False
+        self._error = None
+
+    def _fill(self):
+        if self._position:
+            del self._buffer[:self._position]
+            self._position = 0
+        try:
+            data = self._stream.read(self.READ_SIZE)
+            if data:
+                self._parser.send(data)
+            else:
+                self._done = True
+                self._parser.close()
+        except Exception as error:  # ijson's JSONError, or a slow backend's ValueError
+            self._done = True
+            self._error = error
+
+    def take(self, count):
+        buffer = self._buffer
+        while len(buffer) - self._position < count and not self._done:
+            self._fill()
+        start = self._position
+        end = min(start + count, len(buffer))
+        self._position = end
+        events = buffer[start:end]
+        if end - start < count and self._error is not None:
+            raise _ParseError(self._error, events)
+        return events
+
+    def push_back(self, events):
+        self._buffer[self._position:self._position] = events
+
+
 class _Spec:
     """What one param must look like: name, dtype, shape and (with --against) its elements."""
 
@@ -444,7 +501,7 @@ class _Verifier:
         self.midpoints = []           # (name, dtype, flat indices, parsed values, wanted values)
         self.readable = True
         self.narrow_floats = False    # saw a float tensor narrower than float64
-        self._it = None
+        self._events = None
 
     # -- failures and events
 
@@ -459,12 +516,7 @@ class _Verifier:
         raise _Stop()
 
     def take(self, count):
-        events = []
-        try:
-            events.extend(islice(self._it, count))
-        except Exception as error:  # ijson's JSONError, or a slow backend's ValueError
-            raise _ParseError(error, events) from None
-        return events
+        return self._events.take(count)
 
     def next(self, where):
         try:
@@ -479,8 +531,7 @@ class _Verifier:
         return events[0]
 
     def push_back(self, events):
-        if events:
-            self._it = chain(events, self._it)
+        self._events.push_back(events)
 
     def skip_value(self, first, depth=0):
         """Consume the rest of a value whose first (already read) event is ``first``."""
@@ -498,7 +549,7 @@ class _Verifier:
     # -- the document
 
     def run(self, stream):
-        self._it = iter(self.backend.basic_parse(stream, use_float=True))
+        self._events = _EventSource(self.backend, stream)
         first = self.next("the document")
         if first[0] != "start_map":
             self.fatal(f"the top level is {_event_text(first)}, not an object "
