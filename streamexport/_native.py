@@ -13,6 +13,19 @@ Helpers that the tests and benchmarks reuse:
                                     (round to nearest, ties to even, the format's overflow);
 * ``shortest_token(bits, dtype)``-- the ``shortest`` mode token of one element;
 * ``layout(negative, digits, exp10)`` -- Python repr's layout of ``int(digits) * 10**exp10``.
+
+Choices where the contract is silent (the C core makes the same ones):
+
+* Validation order: dtype, float_format, nonfinite, shape (each dimension 0 <= d <= 2**63 - 1,
+  their product <= 2**63 - 1), the range (start >= 0, count >= 0, start + count <= elements),
+  then the buffer (C-contiguous, else BufferSizeError; exactly count * itemsize bytes).
+* A chunk with ``count == 0`` of a non-empty tensor is ``b""``: brackets belong to elements.
+* "Shortest" counts significant digits. Laid out by repr's rules, a value just below a power
+  of ten can then be one character longer than its exact token: bfloat16 9984 -> "10000.0"
+  (exact "9984.0"), float8 96 -> "100.0" (exact "96.0").
+* float8_e4m3fn rounds like IEEE with NaN for overflow: 464 (448 + ulp/2) rounds to 448 by
+  ties-to-even, anything above is NaN, so 448's interval ends at 464 and its token is "450.0".
+  (torch's own cast saturates everything above 448 to 448; a reader doing that accepts more.)
 """
 import functools
 import math
@@ -39,8 +52,7 @@ NONFINITE_POLICIES = ("error", "null", "string", "literal")
 # or IEEE binary32/binary64 the platform already decodes; the others are read as bit patterns.
 _STRUCT = {
     "float64": "d", "float32": "f", "int8": "b", "int16": "h", "int32": "i", "int64": "q",
-    "uint8": "B", "bool": "B", "float16": "H", "bfloat16": "H", "float8_e4m3fn": "B",
-    "float8_e5m2": "B",
+    "uint8": "B", "bool": "B",
 }
 _BITS_STRUCT = {"float64": "Q", "float32": "I", "float16": "H", "bfloat16": "H",
                 "float8_e4m3fn": "B", "float8_e5m2": "B"}
