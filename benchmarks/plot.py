@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-COLOURS = {"export-exact": "#1b7837", "export-shortest": "#5aae61", "torchlean": "#b2182b",
+COLOURS = {"export-exact": "#1b7837", "export-fsync": "#a6dba0", "export-shortest": "#5aae61", "torchlean": "#b2182b",
            "orjson-f64": "#2166ac", "orjson-native": "#67a9cf", "verify": "#762a83",
            "ijson": "#c2a5cf"}
 

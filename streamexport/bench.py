@@ -236,6 +236,8 @@ def _itemsize(dtype_name):
 CONTENDER_HELP = [
     ("export-exact", "streamexport export, exact floats (the default), per --threads"),
     ("export-shortest", "streamexport export --float-format shortest, per --threads"),
+    ("export-fsync", "streamexport export, exact, all threads, with fsync as its CLI does"
+                     " (the other rows, like every other writer here, leave the data in the page cache)"),
     ("torchlean", "TorchLean's adapter: torch.load, tolist, json.dump(indent=2, sort_keys=True);"
                   " on a checkpoint of --adapter-size"),
     ("orjson-f64", "torch.load(mmap=True) + orjson.dumps per tensor, upcast to float64"
@@ -276,6 +278,11 @@ def plan_contenders(args):
                 plan.append(Contender(key, f"streamexport {fmt}", "export", fmt,
                                       {"float_format": fmt, "threads": threads,
                                        "fsync": args.fsync}, threads))
+    if "export-fsync" in wanted:
+        threads = max(args.threads)
+        plan.append(Contender("export-fsync", "streamexport exact + fsync", "export", "exact",
+                              {"float_format": "exact", "threads": threads, "fsync": True},
+                              threads))
     if "torchlean" in wanted:
         plan.append(Contender("torchlean", "TorchLean adapter", "torchlean", "exact"))
     if "orjson-f64" in wanted:
@@ -797,8 +804,9 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="do not check the contenders' outputs (e.g. for multi-GB runs)")
-    parser.add_argument("--no-fsync", dest="fsync", action="store_false",
-                        help="export without fsync (its default fsyncs; the others never do)")
+    parser.add_argument("--fsync", action="store_true",
+                        help="every export row fsyncs its output (by default only export-fsync "
+                             "does: the other writers never fsync)")
     parser.add_argument("--workdir", default=None,
                         help="where the temporary directory goes (default: the system's)")
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")

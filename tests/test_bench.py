@@ -60,7 +60,7 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
     rows = {r["contender"]: r for r in report["results"]}
     assert set(rows) == {"export-exact@1", "export-exact@2", "export-shortest@1",
                          "export-shortest@2", "torchlean", "orjson-f64", "orjson-native",
-                         "verify", "ijson"}
+                         "verify", "ijson", "export-fsync@2"}
     for name, row in rows.items():
         assert "error" not in row, (name, row.get("error"))
         assert row["check"]["status"] == "ok", (name, row["check"])
@@ -71,6 +71,7 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
         assert row["elements_per_s"] > 0 and row["peak_rss"] > 0
     # multi-threaded export wrote the same bytes; shortest is never longer than exact
     assert rows["export-exact@2"]["output_bytes"] == rows["export-exact@1"]["output_bytes"]
+    assert rows["export-fsync@2"]["check"]["detail"].startswith("byte-identical")
     assert rows["export-shortest@1"]["output_bytes"] < rows["export-exact@1"]["output_bytes"]
     assert rows["torchlean"]["output_bytes"] > rows["export-exact@1"]["output_bytes"]  # indent=2
     # peak RSS is each child's own: the bare ijson loop never imports torch
