@@ -171,8 +171,10 @@ def main(argv=None):
     done = 0
     failures = []
     next_report = began + 60
-    with Pool(args.workers) as pool:
-        for lo, hi, failed in pool.imap_unordered(check_block, tasks):
+    pool = Pool(args.workers) if args.workers > 1 else None
+    results = pool.imap_unordered(check_block, tasks) if pool else map(check_block, tasks)
+    try:
+        for lo, hi, failed in results:
             done += hi - lo
             failures.extend(failed)
             for line in failed:
@@ -183,6 +185,9 @@ def main(argv=None):
                       % (100.0 * done / total, done, now - began, done / (now - began) / 1e6))
                 sys.stdout.flush()
                 next_report = now + 60
+    finally:
+        if pool:
+            pool.terminate()
     wall = time.perf_counter() - began
     print("checked %d float32 patterns (exact and shortest) in %.1f s wall, %.2f M patterns/s"
           % (done, wall, done / wall / 1e6))

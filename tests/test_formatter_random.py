@@ -238,3 +238,36 @@ def test_hard_cases_known_tokens(format_chunk):
     assert one(16777217.0, "float32", "shortest") == "16777216.0"
     assert one(33554436.0, "float32", "shortest") == "33554436.0"
     assert one(1.5e16, "float32", "shortest") == "1.5e+16"
+
+
+@pytest.mark.skipif(_speedups is None, reason="the C core is not built")
+def test_check_all_float32_script_smoke(capsys):
+    # the exhaustive checker itself, on a few small ranges: around 1.0, the subnormals, and
+    # the top of the exponent range (max, infinity, NaNs, -0.0 and on)
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "check_all_float32.py"
+    spec = importlib.util.spec_from_file_location("check_all_float32", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for lo in (0x3F7FFC00, 0x00000000, 0x7F7FFC00, 0xFFFFFC00):
+        status = module.main(["--start", hex(lo), "--stop", hex(lo + 0x800), "--block", "0x400",
+                              "--workers", "1", "--digits"])
+        assert status == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "RESULT: all correct" in out and "FAIL" not in out
+
+    # and it fails when one token is wrong (a shortest token one unit off)
+    class Corrupt:
+        @staticmethod
+        def format_chunk(data, dtype, shape, start, count, float_format, nonfinite):
+            out = _speedups.format_chunk(data, dtype, shape, start, count, float_format, nonfinite)
+            return out.replace(b",1.0000001,", b",1.0000002,") if float_format == "shortest" else out
+
+    real, module._speedups = module._speedups, Corrupt
+    try:
+        status = module.main(["--start", "0x3F800000", "--stop", "0x3F800400", "--workers", "1"])
+    finally:
+        module._speedups = real
+    out = capsys.readouterr().out
+    assert status == 1 and "FAIL shortest 0x3f800001" in out, out
