@@ -1,40 +1,46 @@
 """``streamexport verify``: re-read an export incrementally and prove it matches its checkpoint.
 
-    report = streamexport.verify.verify("model.json", against="model.pt")
+    report = streamexport.verify("model.json", against="model.pt")
     report.ok, report.failures, report.summary()
 
 How it reads (issue 4):
 
-* ijson's ``yajl2_c`` backend, ``basic_parse(use_float=True)``: an event stream, never
-  ``items()`` of a tensor. A slower backend is refused unless ``allow_slow_backend``.
+* ijson's ``yajl2_c`` backend with ``use_float=True``, as an event stream (its push parser,
+  ``basic_parse_coro``, fed a read at a time), never ``items()`` of a tensor. A slower
+  backend is refused unless ``allow_slow_backend``.
 * A tensor's shape fixes its whole event sequence (``[`` ... numbers ... ``]``), so events are
-  pulled in groups of about ``GROUP_EVENTS`` with ``islice`` and the group's event names are
-  compared with a precomputed template in one list comparison. The numbers of a group become
-  one numpy array compared with the checkpoint's elements of the same flat range, which are
-  streamed with ``tensors.iter_chunks`` (mapped pages released behind). No Python code runs
-  per element; memory is bounded by a group, not by a tensor or the file.
+  taken in groups of about ``GROUP_EVENTS`` and checked against a precomputed template with a
+  few C-level operations: the bracket events (picked by one ``itemgetter``) must equal the
+  template's, and the element events must all carry the element's name. The numbers of a
+  group become one numpy array compared with the checkpoint's elements of the same flat
+  range, streamed with ``tensors.iter_chunks`` (mapped pages released behind). No Python
+  code runs per element; memory is bounded by a group, not by a tensor or the file.
 * Only when a group differs from its template does a slow walk find the first deviating
   event and its multi-dimensional index; the reader then skips to the end of that value so
   that ``all_failures`` can go on with the next tensor.
 
-Float checks. *exact*: the parsed float64 must equal the element widened to float64, bit for
-bit (-0.0 included). *shortest*: the parsed value rounded to meta's dtype must give the
-element's bits. The decimal is parsed to float64 first (correctly rounded) and then rounded to
-the dtype; that double rounding equals rounding the decimal directly unless the float64 lands
-exactly on a midpoint between two neighbours of the dtype (float64 holds every such midpoint,
-and rounding is monotonic, so any other float64 lies on the same side of every midpoint as the
-decimal does). Those midpoint elements are set aside and decided at the end by a second,
-exact pass that reads their tokens as ``Decimal``. The mode is given, or detected at the first
-chunk of a non-float64 float tensor whose values are not all the widened elements.
+Float checks (the arithmetic is in ``_verify_floats``). *exact*: the parsed float64 must equal
+the element widened to float64, bit for bit (-0.0 included). *shortest*: the parsed value
+rounded to meta's dtype must give the element's bits. The decimal is parsed to float64 first
+(correctly rounded) and then rounded to the dtype; that double rounding equals rounding the
+decimal directly unless the float64 lands exactly on a midpoint between two neighbours of the
+dtype (float64 holds every such midpoint, and rounding is monotonic, so any other float64 lies
+on the same side of every midpoint as the decimal does). Those midpoint elements are set aside
+and decided at the end by a second, exact pass that reads their tokens as ``Decimal``.
+
+The mode is given, or detected: while every value is a widened element both modes agree; at
+the first chunk where some are not, it is "shortest" when most of those values are exactly
+what the shortest text of their rounding parses to, else "exact" (and they are failures).
 """
 import gc
 import os
 import time
-from decimal import Decimal
 from operator import itemgetter
 
 import numpy as np
 
+from ._verify_numbers import (_FLOAT_FORMATS, _INT_RANGES, _KINDS, _Cursor, _decide_midpoint,
+                              _is_shortest_text, round_to_format, widen)
 from .errors import StreamExportError, VerifyError
 
 GROUP_EVENTS = 1 << 12          # events pulled and checked at once (about 400 kB of tuples)
@@ -44,22 +50,6 @@ _VALUE = itemgetter(1)
 _S, _E, _N, _B = "start_array", "end_array", "number", "boolean"
 _U64 = np.uint64
 
-# precision bits (with the implicit one), minimum normal exponent, largest finite value
-_FLOAT_FORMATS = {
-    "float64": None,
-    "float32": (24, -126, float.fromhex("0x1.fffffep127")),
-    "float16": (11, -14, 65504.0),
-    "bfloat16": (8, -126, float.fromhex("0x1.fep127")),
-    "float8_e4m3fn": (4, -6, 448.0),
-    "float8_e5m2": (3, -14, 57344.0),
-}
-_INT_RANGES = {
-    "int8": (-(1 << 7), (1 << 7) - 1), "int16": (-(1 << 15), (1 << 15) - 1),
-    "int32": (-(1 << 31), (1 << 31) - 1), "int64": (-(1 << 63), (1 << 63) - 1),
-    "uint8": (0, 255),
-}
-_KINDS = dict({name: "float" for name in _FLOAT_FORMATS},
-              **{name: "int" for name in _INT_RANGES}, bool="bool")
 _TORCH_NAMES = {f"torch.{name}": name for name in _KINDS}
 _FLOAT_MODES = ("exact", "shortest")
 
@@ -162,158 +152,6 @@ def _value_text(value):
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     return str(int(value))
-
-
-def round_to_format(values, dtype):
-    """Round float64 ``values`` to ``dtype`` (round half to even, as float64 again).
-
-    Returns ``(rounded, midpoint)``: values past the dtype's range become +-inf, and
-    ``midpoint`` marks values that lie exactly halfway between two neighbours of the dtype.
-    """
-    precision, emin, largest = _FLOAT_FORMATS[dtype]
-    with np.errstate(over="ignore", invalid="ignore"):
-        _, exponent = np.frexp(values)
-        quantum = np.maximum(exponent - 1, emin) - (precision - 1)
-        scaled = np.ldexp(values, -quantum)            # exact: scaling by a power of two
-        integral = np.rint(scaled)
-        midpoint = (scaled - np.floor(scaled)) == 0.5
-        rounded = np.ldexp(integral, quantum)
-        over = np.abs(rounded) > largest
-        if over.any():
-            rounded[over] = np.copysign(np.inf, rounded[over])
-    return rounded, midpoint
-
-
-def _decide_midpoint(decimal, value, dtype):
-    """Round the exact decimal token ``decimal`` to ``dtype`` when float64 gave the midpoint
-    ``value``: above it in magnitude rounds away from zero, below it towards, on it to even."""
-    precision, emin, largest = _FLOAT_FORMATS[dtype]
-    magnitude = abs(float(value))
-    _, exponent = np.frexp(magnitude)
-    quantum = max(int(exponent) - 1, emin) - (precision - 1)
-    low = float(np.floor(np.ldexp(magnitude, -quantum)))
-    exact = Decimal(decimal).copy_abs()        # abs() would round to the context precision
-    middle = Decimal(magnitude)
-    if exact > middle:
-        chosen = low + 1
-    elif exact < middle:
-        chosen = low
-    else:
-        chosen = low if low % 2 == 0 else low + 1
-    result = float(np.ldexp(chosen, quantum))
-    if result > largest:
-        result = float("inf")
-    return float(np.copysign(result, value))
-
-
-def _is_shortest_text(values, dtype):
-    """Which float64 ``values`` are exactly the value of the shortest text (the export's
-    "shortest" format) of their own rounding to ``dtype``."""
-    import torch
-
-    from . import formatter
-    rounded, _ = round_to_format(values, dtype)
-    finite = np.isfinite(rounded)
-    result = np.zeros(len(values), dtype=bool)
-    if not finite.any():
-        return result
-    elements = torch.from_numpy(np.ascontiguousarray(rounded[finite]))
-    elements = elements.to(getattr(torch, dtype))
-    if dtype in ("bfloat16",):
-        buffer = elements.view(torch.int16).numpy()
-    elif dtype.startswith("float8"):
-        buffer = elements.view(torch.uint8).numpy()
-    else:
-        buffer = elements.numpy()
-    text = formatter.format_chunk(buffer, dtype, (len(buffer),), 0, len(buffer),
-                                  float_format="shortest", nonfinite="null")
-    parsed = np.array([float(token) for token in bytes(text)[1:-1].split(b",")])
-    result[finite] = parsed.view(_U64) == values[finite].view(_U64)
-    return result
-
-
-_F8_TABLES = {}
-
-
-def _float8_table(dtype):
-    table = _F8_TABLES.get(dtype)
-    if table is None:
-        import torch
-        bits = torch.arange(256, dtype=torch.int32).to(torch.uint8)
-        table = bits.view(getattr(torch, dtype)).to(torch.float64).numpy().copy()
-        _F8_TABLES[dtype] = table
-    return table
-
-
-def widen(buffer, dtype):
-    """A formatter buffer (``tensors.as_buffer``) as float64 / int64 / bool for comparison."""
-    kind = _KINDS[dtype]
-    if kind == "bool":
-        return buffer.astype(np.bool_)
-    if kind == "int":
-        return buffer.astype(np.int64)
-    if dtype == "float64":
-        return buffer
-    if dtype in ("float32", "float16"):
-        return buffer.astype(np.float64)
-    if dtype == "bfloat16":
-        bits = buffer.view(np.uint16).astype(np.uint32) << np.uint32(16)
-        return bits.view(np.float32).astype(np.float64)
-    return _float8_table(dtype)[buffer.view(np.uint8)]
-
-
-class _Cursor:
-    """The elements of one checkpoint tensor, taken in order, a chunk at a time."""
-
-    def __init__(self, entry, chunk_elements):
-        from .tensors import iter_chunks
-        self.entry = entry
-        self.dtype = entry.dtype
-        self._tensor = entry.tensor()
-        self._storage = self._storage_range(self._tensor) if entry.mapped else None
-        self._chunks = iter_chunks(self._tensor, self.dtype, chunk_elements)
-        self._block = None
-        self._values = None
-        self._offset = 0
-
-    @staticmethod
-    def _storage_range(tensor):
-        storage = tensor.untyped_storage()
-        return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
-
-    def _release(self):
-        block, self._block = self._block, None
-        if block is None or self._storage is None:
-            return
-        from .tensors import release_pages
-        start = block.data_ptr()
-        nbytes = block.numel() * block.element_size()
-        if self._storage[0] <= start and start + nbytes <= self._storage[1]:
-            release_pages(start, nbytes)        # a view of the mapping, not a copy
-
-    def take(self, count):
-        from .tensors import as_buffer
-        parts = []
-        while count:
-            if self._values is None or self._offset == len(self._values):
-                self._release()
-                _, block = next(self._chunks)
-                self._block = block
-                self._values = widen(as_buffer(block, self.dtype), self.dtype)
-                self._offset = 0
-            step = min(count, len(self._values) - self._offset)
-            parts.append(self._values[self._offset:self._offset + step])
-            self._offset += step
-            count -= step
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts)
-
-    def close(self):
-        self._release()
-        self._values = None
-        self._chunks = None
-        self._tensor = None
 
 
 class _Sink:
