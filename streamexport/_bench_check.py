@@ -146,8 +146,15 @@ def check_contract(reference_path, dataset):
     """Byte-compare export's output with json.dumps of TorchLean's payload (small sets only)."""
     import torch
     state = torch.load(dataset["path"], weights_only=True)
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
     meta, params = {}, {}
     for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
         name = name[len("module."):] if name.startswith("module.") else name
         meta[name] = {"dtype": str(tensor.dtype), "shape": list(tensor.shape)}
         params[name] = tensor.tolist()

@@ -119,11 +119,11 @@ def _orjson_stream(cfg):
                       + b',"params":{')
             for position, name in enumerate(names):
                 out.write((b"," if position else b"") + orjson.dumps(name) + b":")
-                array = as_array(tensors[name])
-                if array.ndim == 0:
-                    out.write(orjson.dumps(array.item()))
+                tensor = tensors[name]
+                if tensor.dim() == 0:     # a bare number, as tolist() gives it
+                    out.write(orjson.dumps(tensor.item()))
                 else:
-                    out.write(orjson.dumps(array, option=option))
+                    out.write(orjson.dumps(as_array(tensor), option=option))
             out.write(b"}}")
         return {}
     return run

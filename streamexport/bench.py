@@ -474,6 +474,9 @@ def _check_first_run(args, contender, dataset, config, first, reference, kept):
                                     " (= export shortest)")}
     except CheckFailed as exc:
         return {"status": "MISMATCH", "detail": str(exc)}
+    except Exception as exc:   # a check that cannot run is no pass: nothing is timed
+        return {"status": "MISMATCH", "detail": f"the check itself failed: "
+                                                f"{type(exc).__name__}: {exc}"}
 
 
 def kept_threads(kept, fmt):

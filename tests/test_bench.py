@@ -176,3 +176,24 @@ def test_check_output_catches_a_wrong_document(small_export, tmp_path, old, new)
         f.write(text.replace(old, new, 1))
     with pytest.raises(bench.CheckFailed):
         bench.check_output(bad, dataset, "exact")
+
+
+def test_a_real_checkpoint_path_with_wrappers_prefixes_and_scalars(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.BatchNorm1d(4))
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()},
+                "epoch": 3}, path)
+    out = tmp_path / "bench.json"
+    done = _run_bench([str(path), "--repeat", "1", "--threads", "1",
+                       "--only", "export-exact,orjson-f64,torchlean", "--json", str(out),
+                       "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    (dataset,) = report["datasets"]
+    assert dataset["tensors"] == 7 and dataset["synthetic"] is False
+    rows = {r["contender"]: r for r in report["results"]}
+    assert set(rows) == {"export-exact@1", "orjson-f64", "torchlean"}
+    for name, row in rows.items():      # the 0-d num_batches_tracked included
+        assert row["check"]["status"] == "ok", (name, row["check"])
+    assert "bytes = json.dumps(payload)" in rows["export-exact@1"]["check"]["detail"]
+    assert path.exists()                 # a checkpoint given by the user is never removed
