@@ -197,3 +197,18 @@ def test_a_real_checkpoint_path_with_wrappers_prefixes_and_scalars(tmp_path):
         assert row["check"]["status"] == "ok", (name, row["check"])
     assert "bytes = json.dumps(payload)" in rows["export-exact@1"]["check"]["detail"]
     assert path.exists()                 # a checkpoint given by the user is never removed
+
+
+def test_check_output_streams_large_outputs_tensor_by_tensor(small_export, tmp_path, monkeypatch):
+    dataset, out = small_export
+    monkeypatch.setattr(_bench_check, "CHECK_IN_MEMORY_BYTES", 0)     # force the ijson path
+    assert bench.check_output(out, dataset, "exact") == "exact values"
+    with open(out, "rb") as f:
+        text = f.read()
+    bad = str(tmp_path / "bad.json")
+    with open(bad, "wb") as f:
+        f.write(text.replace(b"0.25", b"0.2500001", 1))
+    with pytest.raises(bench.CheckFailed):
+        bench.check_output(bad, dataset, "exact")
+    monkeypatch.setattr(_bench_check, "CHECK_STREAM_MAX_TENSOR", 1)   # too big to parse here
+    assert bench.check_output(out, dataset, "exact").startswith("skipped")
