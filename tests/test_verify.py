@@ -39,7 +39,9 @@ def make_state(seed=0):
         "f8": torch.tensor([0.5, -1.75, 448.0, 0.0078125]).to(torch.float8_e4m3fn),
         "big": torch.randn(30, 40, generator=gen),
         "long": torch.randn(300, generator=gen),
+        "tr": torch.randn(4, 6, generator=gen).t(),               # not contiguous
     }
+    state["tied"] = state["fc.weight"]                           # one storage, two names
     return state
 
 
@@ -511,3 +513,21 @@ def test_no_meta_output_against_a_checkpoint_with_more_keys(files):
     start, end = value_span(text, "emb", 4)
     path = write(files, "nometa_changed.json", text[:start] + b"0.5" + text[end:])
     assert only_failure(verify(path, against=files["ckpt"])).startswith('"emb"[1, 1]: 0.5, but')
+
+
+def test_prefix_rules_match_the_export(files):
+    state = {"module.fc.weight": torch.randn(3, 2), "module.fc.bias": torch.randn(2)}
+    checkpoint = files["root"] / "dp.pt"
+    torch.save(state, checkpoint)
+    stripped = {name[len("module."):]: t for name, t in state.items()}
+    path = write(files, "dp.json", reference_text(stripped))
+    assert verify(path, against=str(checkpoint)).ok
+    report = verify(path, against=str(checkpoint), keep_prefix=True, all_failures=True)
+    assert report.failures == [
+        '"fc.bias": in the output but not in the checkpoint',
+        '"fc.weight": in the output but not in the checkpoint',
+        '"module.fc.bias": in the checkpoint but missing from the output',
+        '"module.fc.weight": in the checkpoint but missing from the output']
+    kept = write(files, "dp_kept.json", reference_text(state))
+    assert verify(kept, against=str(checkpoint), keep_prefix=True).ok
+    assert verify(kept, against=str(checkpoint), strip_prefixes=["module.fc."]).failures
