@@ -12,10 +12,13 @@ area with ``end - begin == prod(shape) * itemsize``, tensors that tile the data 
 ``SafetensorsFile`` then maps the file once (a private, read-only file mapping) and hands
 out zero-copy tensors.
 
-Why not the ``safetensors`` package: both map the file and give zero-copy tensors
-(same speed, same memory, see the report in the module's commit); parsing the header
-ourselves keeps the package out of the runtime dependencies and gives one-line errors that
-name the file, the tensor and the field that is wrong.
+Why not the ``safetensors`` package: both map the file privately and give zero-copy
+tensors, so memory is the same, and so is speed where it matters (measured on a loaded
+2-core machine, fresh process each: a 512 MB file of 4 tensors opens in ~1 ms with either
+and adds 2-3 MB of RSS before pages are touched; 20,000 small tensors take 1.5-1.8 s with
+either). Parsing the header here keeps the package out of the runtime dependencies and
+gives one-line errors that name the file, the tensor and the field that is wrong; a
+hypothesis test checks that we accept and refuse the same files as the package's reader.
 """
 import json
 import math
