@@ -20,10 +20,24 @@ static const uint64_t pow10_u64[20] = {
     100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
 };
 
+#if defined(__GNUC__)
+#define leading_zero_bits(v) __builtin_clzll(v)
+#else
+static inline int leading_zero_bits(uint64_t v)  /* v != 0 */
+{
+    int n = 0;
+    while (!(v & 0x8000000000000000ULL)) {
+        v <<= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
 /* Number of decimal digits of v (v >= 1): from the bit length, corrected by one compare. */
 static inline int digit_count(uint64_t v)
 {
-    int bits = 64 - __builtin_clzll(v);
+    int bits = 64 - leading_zero_bits(v);
     int n = (bits * 1233) >> 12;  /* floor(log10(2**bits)) or one less */
     return n + (v >= pow10_u64[n]);
 }
@@ -63,7 +77,7 @@ static inline uint64_t eight_digits(uint32_t x)
 /* Trailing zero digits of an eight_digits() word (8 when it is 0). */
 static inline int trailing_zero_digits(uint64_t w)
 {
-    return w ? __builtin_clzll(w) >> 3 : 8;
+    return w ? leading_zero_bits(w) >> 3 : 8;
 }
 
 #define ASCII_ZEROS 0x3030303030303030ULL
@@ -73,44 +87,55 @@ size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
     char *p = out;
     *p = '-';
     p += negative;
-    /* The 17-digit string of `digits` with leading zeros, as a first digit and two SWAR
-     * words of eight; the significant ones start at 17 - n. The digit count is found
-     * beside the divisions, not before them, which keeps the chain of multiplies short. */
-    int n = digit_count(digits);
-    uint64_t hi9 = digits / 100000000;
-    uint32_t lo8 = (uint32_t)(digits - hi9 * 100000000);
+    /* As 17 digits d.dddddddddddddddd, without leading zeros, so the three parts can be
+     * stored straight into place: a first digit and two SWAR words of eight. A float64's
+     * digits have 16 or 17 digits (a select, no branch); others take the general path. */
+    int n;
+    uint64_t s17;
+    if (digits >= 1000000000000000ULL) {
+        int big = digits >= 10000000000000000ULL;
+        n = 16 + big;
+        s17 = big ? digits : digits * 10;
+    } else {
+        n = digit_count(digits);
+        s17 = digits * pow10_u64[17 - n];
+    }
+    int e = exponent + n - 1;  /* d.ddd x 10**e */
+    uint64_t hi9 = s17 / 100000000;
+    uint32_t lo8 = (uint32_t)(s17 - hi9 * 100000000);
     uint32_t first = (uint32_t)hi9 / 100000000;
     uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
     uint64_t wm = eight_digits(mid8), wl = eight_digits(lo8);
-    int zeros = lo8 ? trailing_zero_digits(wl) : 8 + (mid8 ? trailing_zero_digits(wm) : 8);
-    int more = n - 1 - zeros;  /* significant digits after the first */
-    int e = exponent + n - 1;  /* d.ddd x 10**e */
-    char buf[64];
-    buf[0] = (char)('0' + first);
+    /* significant digits after the first */
+    int more = 16 - (lo8 ? trailing_zero_digits(wl) : 8 + (mid8 ? trailing_zero_digits(wm) : 8));
     wm += ASCII_ZEROS;
     wl += ASCII_ZEROS;
-    memcpy(buf + 1, &wm, 8);
-    memcpy(buf + 9, &wl, 8);
-    const char *d = buf + 17 - n;
     if (e >= -4 && e < 0) {
         /* 0.000ddd */
         memcpy(p, "0.000", 5);
-        p += 1 - e;
-        memcpy(p, d, 17);
-        p += 1 + more;
+        char *d = p + 1 - e;
+        d[0] = (char)('0' + first);
+        memcpy(d + 1, &wm, 8);
+        memcpy(d + 9, &wl, 8);
+        p = d + 1 + more;
     } else if (e >= 0 && e < 16) {
         /* the first e + 1 digits (zeros past the last), ".", the rest or "0" */
+        char buf[64];
+        buf[0] = (char)('0' + first);
+        memcpy(buf + 1, &wm, 8);
+        memcpy(buf + 9, &wl, 8);
         memset(buf + 17, '0', 40);
-        memcpy(p, d, 16);
+        memcpy(p, buf, 16);
         p[e + 1] = '.';
-        memcpy(p + e + 2, d + e + 1, 16);
+        memcpy(p + e + 2, buf + e + 1, 16);
         int fraction = more - e;
         p += e + 2 + (fraction > 0 ? fraction : 1);
     } else {
         /* d.ddde+XX, or de+XX for one digit */
-        p[0] = d[0];
+        p[0] = (char)('0' + first);
         p[1] = '.';
-        memcpy(p + 2, d + 1, 16);
+        memcpy(p + 2, &wm, 8);
+        memcpy(p + 10, &wl, 8);
         p += more ? 2 + more : 1;
         unsigned a = (unsigned)(e < 0 ? -e : e);
         p[0] = 'e';

@@ -1,16 +1,17 @@
 /* Schubfach: see se_shortest.h. Notation follows the paper: the value is c * 2**q, its
  * rounding interval is [c - 1/2, c + 1/2] * 2**q (the lower end c - 1/4 when the value is
  * a power of two whose lower neighbour is closer), ends included when c is even. With
- * k = floor(log10(width)), the interval is scaled by 10**-k and by 4 (two fraction bits),
- * each end computed once, rounded to odd, which keeps every comparison with an even
- * integer exact. */
+ * k = floor(log10(width)), the value and the interval's ends are scaled by 10**-k and by 4
+ * (two fraction bits) and rounded to odd, which keeps every comparison with an even
+ * integer exact. The value's scaling is the one 64x128-bit multiply of a conversion; the
+ * ends differ from it by g shifted, so they cost additions only. */
 #include "se_shortest.h"
 
 #include <string.h>
 
 #include "se_tables.h"
 
-#if defined(__SIZEOF_INT128__)
+#if defined(__SIZEOF_INT128__) && !defined(SE_NO_INT128)
 __extension__ typedef unsigned __int128 se_u128;
 
 /* (a * b) >> 64 and the low word. */
