@@ -407,6 +407,9 @@ def select_state_dict(path, obj, key=None, messages=None):
         return obj
     candidates = [k for k in EXTRA_WRAPPERS if _has_tensors(obj.get(k))]
     if len(candidates) == 1:
+        for other in others(candidates[0])[:4]:
+            messages.append(f"{path}: exporting '{candidates[0]}'; the checkpoint also holds "
+                            f"tensors under '{other}' (--key {other} exports those)")
         return obj[candidates[0]]
     if len(candidates) > 1:
         listed = "; ".join(f"'{k}' (--key {k})" for k in candidates)

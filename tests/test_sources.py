@@ -804,3 +804,11 @@ def test_timm_style_ema_copy_is_mentioned(tmp_path):
     with opened(path) as ck:
         assert [e.name for e in ck.entries] == ["w"]
         assert len(ck.warnings) == 1 and "--key state_dict_ema" in ck.warnings[0]
+
+
+def test_extra_wrapper_choice_mentions_other_dicts_of_tensors(tmp_path):
+    path = tmp_path / "m.pt"
+    torch.save({"model": {"w": torch.ones(1)}, "ema_model": {"w": torch.zeros(1)}}, path)
+    with opened(path) as ck:
+        assert torch.equal(ck.entries[0].tensor(), torch.ones(1))
+        assert len(ck.warnings) == 1 and "--key ema_model" in ck.warnings[0]
