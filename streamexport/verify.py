@@ -557,7 +557,7 @@ class _Verifier:
         if spec.events[level] <= GROUP_EVENTS:
             self.group(spec, level, 1, prefix)
             return
-        self.group(spec, len(spec.shape) + 1, 1, prefix, single=_S)
+        self.bracket(spec, _S, prefix)
         size = spec.shape[level]
         child = spec.events[level + 1]
         if child <= GROUP_EVENTS:
@@ -567,19 +567,20 @@ class _Verifier:
         else:
             for index in range(size):
                 self.block(spec, level + 1, prefix + [index])
-        self.group(spec, len(spec.shape) + 1, 1, prefix + [size], single=_E)
+        self.bracket(spec, _E, prefix + [size])
 
-    def group(self, spec, level, repeat, stack, single=None):
+    def bracket(self, spec, name, stack):
+        """Read the one bracket event ``name`` of a block too long for one group."""
+        try:
+            events = self.take(1)
+        except _ParseError as error:
+            self.diagnose(spec, error.events, [name], stack, error.error)
+        if not events or events[0][0] != name:
+            self.diagnose(spec, events, [name], stack, None)
+
+    def group(self, spec, level, repeat, stack):
         """Read ``repeat`` blocks at ``level`` whose first begins at ``stack`` (the counters of
-        the open arrays), or one bracket event (``single``); check them; compare numbers."""
-        if single is not None:
-            try:
-                events = self.take(1)
-            except _ParseError as error:
-                self.diagnose(spec, error.events, [single], stack, error.error)
-            if not events or events[0][0] != single:
-                self.diagnose(spec, events, [single], stack, None)
-            return
+        the open arrays); check their events against the template; compare their numbers."""
         template = _template(spec.elem, spec.shape[level:], repeat)
         try:
             events = self.take(template.length)
@@ -763,7 +764,7 @@ class _Verifier:
             bad = ~np.isfinite(rounded)
             reason = f"is outside the range of torch.{spec.dtype}"
         else:
-            bad = not_exact
+            bad = not_exact | ~np.isfinite(got)
             reason = f"is not a torch.{spec.dtype} value (exact floats are the widened element)"
         if bad.any():
             self.mismatches(spec, got, None, bad, flat, reason)
