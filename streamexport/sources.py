@@ -616,9 +616,20 @@ def _resolve_directory(path):
     chosen = chosen or _only(path, [n for n in files if n.endswith(_TORCH_SUFFIXES)],
                              "checkpoint files and no index")
     if chosen is None:
+        nested = [n for n in names if os.path.isdir(os.path.join(path, n)) and _holds_checkpoint(
+            os.path.join(path, n))]
+        hint = f"; these subdirectories hold one: {_preview(nested)}" if nested else ""
         raise _fail(path, "a directory with no checkpoint in it (no *.safetensors, *.index.json, "
-                          "pytorch_model.bin or *.pt)")
+                          f"pytorch_model.bin or *.pt){hint}")
     return os.path.join(path, chosen)
+
+
+def _holds_checkpoint(folder):
+    try:
+        return any(n.endswith((".safetensors", ".index.json") + _TORCH_SUFFIXES)
+                   for n in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _read_index(index_path):

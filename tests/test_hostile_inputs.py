@@ -594,3 +594,13 @@ def test_torch_zip_missing_a_record(tmp_path, good_zip, record, expect):
             if info.filename != f"{prefix}/{record}":
                 out.writestr(copy.copy(info), archive.read(info))
     assert expect in refused(path)
+
+
+def test_directory_of_component_directories_points_at_them(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    for part in ("unet", "vae"):
+        (tmp_path / part).mkdir()
+        st.save_file({"w": torch.ones(1)}, tmp_path / part / "diffusion_pytorch_model.safetensors")
+    (tmp_path / "scheduler").mkdir()
+    message = refused(tmp_path)
+    assert "'unet'" in message and "'vae'" in message and "scheduler" not in message
