@@ -26,7 +26,7 @@ ROOT = os.path.dirname(HERE)
 
 RUNS = {
     "main": ["--size", "256MB", "--dtype", "float32", "--adapter-size", "256MB",
-             "--repeat", "3"],
+             "--repeat", "3", "--adapter-repeat", "0", "--reader-repeat", "1"],
     "rss": ["--size", "0.5GB,2GB:1GB", "--dtype", "float32", "--repeat", "1", "--no-check",
             "--only", "export-exact,orjson-f64"],
     "bf16": ["--size", "128MB", "--dtype", "bfloat16",
@@ -34,6 +34,7 @@ RUNS = {
 }
 QUICK = {
     "main": ["--size", "256KB", "--dtype", "float32", "--adapter-size", "256KB", "--repeat", "2",
+             "--adapter-repeat", "0", "--reader-repeat", "1",
              "--formatter-elements", "65536", "--export-section-size", "256KB"],
     "rss": ["--size", "256KB,1MB:512KB", "--dtype", "float32", "--repeat", "1", "--no-check",
             "--only", "export-exact,orjson-f64"],

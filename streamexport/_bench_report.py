@@ -125,6 +125,14 @@ def _ratio_text(row):
     return text
 
 
+def _seconds_text(row):
+    s = row["seconds"]
+    if len(row.get("times", ())) == 1:
+        return f"{s['median']:.3f}" + (" (its checked run)" if row.get("timed_the_checked_run")
+                                       else " (1 run)")
+    return f"{s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f}"
+
+
 def table_rows(report):
     """Rows of the checkpoint table as lists of strings (the header first)."""
     header = ["checkpoint", "contender", "thr", "check", "seconds min / med / max", "M elem/s",
@@ -135,7 +143,7 @@ def table_rows(report):
         rows.append([
             r["dataset"], r["label"], _fmt(r.get("threads"), "d"),
             (r.get("check") or {}).get("status", "-") if "error" not in r else "ERROR",
-            f"{s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f}" if s else r.get("error", "-"),
+            _seconds_text(r) if s else r.get("error", "-"),
             _fmt(r.get("elements_per_s") and r["elements_per_s"] / 1e6, ".2f"),
             _fmt(r.get("mb_per_s"), ".0f"),
             _fmt(r.get("peak_rss") and r["peak_rss"] / 2 ** 20, ".0f"),
@@ -199,7 +207,8 @@ def render(report, markdown=False):
     out.append("")
     if report.get("results"):
         out.append(f"{head}Checkpoints (each contender in its own process; seconds = the work only, "
-                   f"median of {report['args']['repeat']} runs after a checked first run)")
+                   f"median of {report['args']['repeat']} runs after a checked first run, unless "
+                   "the row says otherwise)")
         out.append("")
         for d in report["datasets"]:
             out.append(f"- {d['id']}: {d['tensors']} tensors, {d['elements']:,} elements, "

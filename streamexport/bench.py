@@ -394,14 +394,18 @@ def run_contender(args, contender, dataset, workdir, reference, kept):
         config["dst"] = None
     else:
         config["dst"] = os.path.join(workdir, f"out-{contender.ident.replace('@', '-')}.json")
-    runs = args.adapter_repeat if contender.key == "torchlean" else args.repeat
+    runs = {"torchlean": args.adapter_repeat, "verify": args.reader_repeat,
+            "ijson": args.reader_repeat}.get(contender.key, args.repeat)
+    if runs == 0 and not args.check:
+        runs = 1
     check = None
     if args.check:
         def check(first):
             _log(args, f"  checking the first run of {contender.ident}")
             return _check_first_run(args, contender, dataset, config, first, reference, kept)
     _log(args, f"  {contender.ident}: {'a checked first run, then ' if check else ''}"
-               f"{runs} timed run{'s' if runs != 1 else ''}")
+               f"{runs} timed run{'s' if runs != 1 else ''}"
+               + (" (the checked run is timed)" if runs == 0 else ""))
     timed = run_child(contender.kind, dict(config, runs=runs), workdir, check)
     row["peak_rss"] = timed.get("peak_rss")
     row["check"] = timed.get("check") or {"status": "not checked" + (
@@ -415,6 +419,11 @@ def run_contender(args, contender, dataset, workdir, reference, kept):
         row["error"] = "not timed: its output failed the check"
         return row
     times = timed["times"]
+    output_bytes = timed["output_bytes"]
+    if not times:      # --adapter-repeat 0: the one (checked) run is the measurement
+        times = [timed["first"]["seconds"]]
+        output_bytes = timed["first"]["output_bytes"]
+        row["timed_the_checked_run"] = True
     row.update(seconds=_stats(times), times=times, import_seconds=timed["import_seconds"],
                info=timed.get("info", {}))
     median = row["seconds"]["median"]
@@ -422,8 +431,8 @@ def run_contender(args, contender, dataset, workdir, reference, kept):
     if contender.reads:
         row["mb_per_s"] = row["input_bytes"] / median / 1e6 if median > 0 else None
     else:
-        row["output_bytes"] = timed["output_bytes"]
-        row["mb_per_s"] = timed["output_bytes"] / median / 1e6 if median > 0 else None
+        row["output_bytes"] = output_bytes
+        row["mb_per_s"] = output_bytes / median / 1e6 if median > 0 else None
         if config["dst"] not in kept.values():
             _remove_quietly(config["dst"])
     return row
@@ -794,7 +803,10 @@ def build_parser():
                         metavar="SIZE", help="TorchLean's adapter runs on a checkpoint of at most "
                         f"this size (default {DEFAULT_ADAPTER_SIZE}: it runs at ~0.4 M elements/s)")
     parser.add_argument("--adapter-repeat", type=int, default=1,
-                        help="timed runs of the adapter (default 1)")
+                        help="timed runs of the adapter (default 1; 0: time its checked run "
+                             "instead, for checkpoints where one run takes minutes)")
+    parser.add_argument("--reader-repeat", type=int, default=None,
+                        help="timed runs of verify and the ijson loop (default: --repeat)")
     parser.add_argument("--only", type=_name_list, default=list(CONTENDER_NAMES), metavar="NAMES",
                         help="run only these contenders / sections (comma-separated; see --list)")
     parser.add_argument("--skip", type=_name_list, default=[], metavar="NAMES",
@@ -829,8 +841,11 @@ def main(argv=None):
         return 0
     if args.threads is None:
         args.threads = _threads_list("1,all")
-    if args.repeat < 1 or args.adapter_repeat < 1:
-        raise SystemExit("--repeat must be at least 1")
+    if args.reader_repeat is None:
+        args.reader_repeat = args.repeat
+    if args.repeat < 1 or args.reader_repeat < 1 or args.adapter_repeat < 0:
+        raise SystemExit("--repeat and --reader-repeat must be at least 1, --adapter-repeat 0 "
+                         "or more")
     bad = [d for d in args.dtype if d not in _ITEMSIZE]
     if bad:
         raise SystemExit(f"unsupported --dtype {', '.join(bad)} (float32, bfloat16, float16, float64)")
@@ -844,7 +859,8 @@ def main(argv=None):
                                                                    else argv),
               "args": {"size": args.size, "dtype": args.dtype, "threads": args.threads,
                        "repeat": args.repeat, "adapter_size": args.adapter_size,
-                       "adapter_repeat": args.adapter_repeat, "only": args.only,
+                       "adapter_repeat": args.adapter_repeat, "reader_repeat": args.reader_repeat,
+                       "only": args.only,
                        "check": args.check, "fsync": args.fsync, "seed": args.seed,
                        "checkpoints": args.checkpoints},
               "load_average": {"start": report_load()}}
