@@ -5,7 +5,7 @@ Two sections, both printed as tables (``--json FILE`` keeps every figure):
 * **checkpoints** -- synthetic LLM-shaped checkpoints (an embedding, blocks of attention and
   MLP weights, norms; float32 and bfloat16; fixed seed; in a temporary directory removed
   afterwards), or the checkpoints given as arguments. Every contender runs in its own child
-  process, so the peak RSS read from ``wait4`` is its own: streamexport's export (exact and
+  process, which reports its own peak RSS (VmHWM): streamexport's export (exact and
   shortest, one thread and all threads), TorchLean's adapter as its document describes it
   (``torch.load``, ``tolist``, ``json.dump(indent=2, sort_keys=True)``; on a smaller
   checkpoint, stated in the table, since it runs at about 0.4 M elements/s), a
@@ -57,6 +57,7 @@ CONTRACT_CHECK_MAX_ELEMENTS = 4 * 2 ** 20    # byte-compare with json.dumps(payl
 _UNITS = {"": 1, "B": 1, "K": 2 ** 10, "KB": 2 ** 10, "KIB": 2 ** 10, "M": 2 ** 20, "MB": 2 ** 20,
           "MIB": 2 ** 20, "G": 2 ** 30, "GB": 2 ** 30, "GIB": 2 ** 30}
 _ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+
 
 def parse_size(text):
     """'2GB' -> 2147483648 (binary units: KB = 1024 B, MB = 2**20 B, GB = 2**30 B)."""
