@@ -80,7 +80,8 @@ def read_header(path, file_size=None):
             if file_size is None:
                 file_size = os.fstat(f.fileno()).st_size
             if file_size < 8:
-                raise _fail(path, f"not a safetensors file: {file_size} bytes, too short for a header")
+                raise _fail(path, f"not a safetensors file: {file_size} bytes, too short for a "
+                                  "header")
             (length,) = struct.unpack("<Q", f.read(8))
             if length > MAX_HEADER:
                 raise _fail(path, f"not a safetensors file: header length {length} is implausibly "
@@ -102,7 +103,8 @@ def read_header(path, file_size=None):
         cause = " ".join(str(exc).split())[:200]
         raise _fail(path, f"corrupt safetensors header (not valid JSON: {cause})") from None
     if not isinstance(header, dict):
-        raise _fail(path, f"corrupt safetensors header: a JSON {type(header).__name__}, not an object")
+        raise _fail(path, f"corrupt safetensors header: a JSON {type(header).__name__}, not an "
+                          "object")
     metadata = header.pop("__metadata__", None)
     if metadata is not None and not isinstance(metadata, dict):
         raise _fail(path, "corrupt safetensors header: __metadata__ is not an object")
@@ -164,7 +166,8 @@ def _check_layout(path, infos, data_size):
     previous = None
     for begin, end, name in sorted((i.begin, i.end, i.name) for i in infos.values()):
         if begin < position:
-            raise _fail(path, f"corrupt safetensors header: tensors {previous!r} and {name!r} overlap")
+            raise _fail(path, f"corrupt safetensors header: tensors {previous!r} and {name!r} "
+                              "overlap")
         if begin > position:
             raise _fail(path, f"corrupt safetensors header: data bytes {position}..{begin} belong "
                               f"to no tensor (a hole before {name!r})")

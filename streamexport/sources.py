@@ -84,7 +84,8 @@ class Checkpoint:
         return False
 
     def __repr__(self):
-        return f"<Checkpoint {self.path!r}: {len(self.entries)} tensors, {len(self.skipped)} skipped>"
+        return (f"<Checkpoint {self.path!r}: {len(self.entries)} tensors, "
+                f"{len(self.skipped)} skipped>")
 
 
 # ---- one-line messages --------------------------------------------------------------
@@ -177,9 +178,12 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
         names = [name] + sorted(n for n in set(unsafe_names or ()) if n != name)
         flags = " ".join(f"--safe-global {n}" for n in names[:8])
         more = f" (and {len(names) - 8} more)" if len(names) > 8 else ""
-        which = f"the global {name}" if len(names) == 1 else f"the globals {', '.join(names[:8])}"
+        if len(names) == 1:
+            which, pronoun = f"the global {name}", "it"
+        else:
+            which, pronoun = f"the globals {', '.join(names[:8])}", "them"
         return _fail(path, f"refused: the pickle needs {which}{more}, which weights_only "
-                           f"loading does not allow; if you trust {'it' if len(names) == 1 else 'them'}, "
+                           f"loading does not allow; if you trust {pronoun}, "
                            f"pass {flags} (or --unsafe-load, which runs pickle code)")
     if "TorchScript" in text:
         return _fail(path, "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
@@ -197,7 +201,8 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
         text = inner.group(1).strip()
         operand = re.search(r"Unsupported operand (\d+)", text)
         if operand:
-            return _fail(path, f"refused by weights_only loading: pickle opcode {int(operand.group(1)):#x} "
+            opcode = int(operand.group(1))
+            return _fail(path, f"refused by weights_only loading: pickle opcode {opcode:#x} "
                                "is not supported (a pickle protocol newer than torch.save's "
                                "default 2?); re-save with torch.save's defaults, or pass "
                                "--unsafe-load if you trust the file (that runs pickle code)")
@@ -241,7 +246,8 @@ def _check_zip_structure(path):
     except zipfile.BadZipFile as exc:
         cause = str(exc)
         if cause.startswith("Bad CRC-32"):
-            raise _fail(path, f"corrupt zip archive: record {record} fails its CRC-32 check") from None
+            raise _fail(path, f"corrupt zip archive: record {record} fails its CRC-32 "
+                              "check") from None
         if cause == "File is not a zip file":
             cause = "no end-of-central-directory record"
         raise _fail(path, f"corrupt or truncated zip archive ({cause})") from None
@@ -360,8 +366,8 @@ def _walk_key(path, obj, key):
                     LayoutError)
     value, _trail = found
     if not isinstance(value, dict):
-        raise _fail(path, f"--key {key}: the entry is a {type(value).__name__}, not a dict of tensors",
-                    LayoutError)
+        raise _fail(path, f"--key {key}: the entry is a {type(value).__name__}, not a dict of "
+                          "tensors", LayoutError)
     return value
 
 
@@ -386,7 +392,8 @@ def select_state_dict(path, obj, key=None, messages=None):
     if messages is None:
         messages = []
     if not isinstance(obj, dict):
-        raise _fail(path, f"the checkpoint holds a {type(obj).__module__}.{type(obj).__qualname__}, "
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        raise _fail(path, f"the checkpoint holds a {kind}, "
                           "not a dict (save model.state_dict(), not the model)", LayoutError)
     if key is not None:
         return _walk_key(path, obj, key)
@@ -425,7 +432,7 @@ def select_state_dict(path, obj, key=None, messages=None):
 # ---- names --------------------------------------------------------------------------
 
 def final_name(name, keep_prefix=False, strip_prefixes=()):
-    """The JSON key for a stored name: the default ``module.`` rule, then strip_prefixes in order."""
+    """The JSON key for a stored name: the ``module.`` rule, then strip_prefixes in order."""
     prefixes = ([] if keep_prefix else [DEFAULT_PREFIX]) + list(strip_prefixes)
     for prefix in prefixes:
         if prefix and name.startswith(prefix):
@@ -514,7 +521,8 @@ def _torch_items(path, state, mapped, skipped):
             skipped.append(str(k))
             continue
         if not isinstance(k, str):
-            raise _fail(path, f"tensor key {k!r} is a {type(k).__name__}, not a string", LayoutError)
+            raise _fail(path, f"tensor key {k!r} is a {type(k).__name__}, not a string",
+                        LayoutError)
         is_mapped = mapped and v.device.type == "cpu" and not v.is_sparse \
             and v.layout == _strided() and _in_mapping(v, ranges)
         items.append(_Item(k, path, is_mapped, (lambda v=v: v), None, str(v.dtype),
@@ -646,7 +654,8 @@ def _read_index(index_path):
     try:
         index = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail(index_path, f"corrupt index file (not valid JSON: {_one_line(exc, 150)})") from None
+        cause = _one_line(exc, 150)
+        raise _fail(index_path, f"corrupt index file (not valid JSON: {cause})") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise _fail(index_path, "corrupt index file: no \"weight_map\" object", LayoutError)
@@ -704,9 +713,9 @@ def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, 
         held = {item.source_name: item for item in shard_items}
         missing = [name for name in listed if name not in held]
         if missing:
+            count = f" ({len(missing)} missing in all)" if len(missing) > 1 else ""
             raise _fail(index_path, f"tensor {missing[0]!r} is listed for shard "
-                                    f"{os.path.basename(shard)} but missing from it"
-                                    f"{f' ({len(missing)} missing in all)' if len(missing) > 1 else ''}")
+                                    f"{os.path.basename(shard)} but missing from it{count}")
         extra = sorted(set(held) - set(listed))
         if extra:
             messages.append(f"{shard}: {len(extra)} tensors not in the index are ignored: "
@@ -719,8 +728,10 @@ def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, 
 # ---- warnings about what the values mean --------------------------------------------
 
 def _fp8_warning(path, entries, all_names):
-    scaled = [e.name for e in entries if e.dtype.startswith("float8")
-              and (e.source_name + "_scale_inv" in all_names or e.source_name + "_scale" in all_names)]
+    def has_scale(name):
+        return name + "_scale_inv" in all_names or name + "_scale" in all_names
+
+    scaled = [e.name for e in entries if e.dtype.startswith("float8") and has_scale(e.source_name)]
     if scaled:
         return (f"{path}: {len(scaled)} float8 tensors have *_scale_inv/*_scale companions "
                 f"(e.g. {scaled[0]!r}): values are exported as stored, not dequantized")

@@ -91,8 +91,11 @@ def test_random_bytes(tmp_path, seed):
     refused(write(tmp_path / f"random{seed}.pt", data))
 
 
-@pytest.mark.parametrize("prefix", [b"PK\x03\x04", b"PK\x05\x06", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.",
-                                    b"\x80\x02", b"\x10\x00\x00\x00\x00\x00\x00\x00{"])
+TORCH_MAGIC_PICKLE = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+@pytest.mark.parametrize("prefix", [b"PK\x03\x04", b"PK\x05\x06", TORCH_MAGIC_PICKLE, b"\x80\x02",
+                                    b"\x10\x00\x00\x00\x00\x00\x00\x00{"])
 def test_random_bytes_behind_a_plausible_magic(tmp_path, prefix):
     rng = random.Random(len(prefix))
     data = prefix + bytes(rng.getrandbits(8) for _ in range(2000))
@@ -553,7 +556,8 @@ def safetensors_files(draw):
     return struct.pack("<Q", len(text)) + text + data
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blob=safetensors_files())
 def test_validator_agrees_with_safetensors_reader(tmp_path, blob):
     from safetensors import safe_open
@@ -577,7 +581,8 @@ def test_validator_agrees_with_safetensors_reader(tmp_path, blob):
         for entry in checkpoint.entries:
             ours, ref = entry.tensor(), theirs[entry.source_name]
             assert ours.dtype == ref.dtype and ours.shape == ref.shape
-            assert torch.equal(ours.reshape(-1).view(torch.uint8), ref.reshape(-1).view(torch.uint8))
+            assert torch.equal(ours.reshape(-1).view(torch.uint8),
+                               ref.reshape(-1).view(torch.uint8))
 
 
 @pytest.mark.parametrize("record, expect", [("data/1", "record data/1 is missing"),
