@@ -784,7 +784,16 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m streamexport.bench",
         description="Benchmark streamexport against TorchLean's adapter, an orjson streamer and "
-                    "ijson, with peak memory; and its formatter against orjson.")
+                    "ijson, with peak memory; and its formatter against orjson.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python -m streamexport.bench                      # quick: 2 MB, < 2 minutes\n"
+               "  python -m streamexport.bench --size 256MB --dtype float32 --adapter-size 256MB"
+               " --adapter-repeat 0 --reader-repeat 1\n"
+               "  python -m streamexport.bench --size 0.5GB,2GB:1GB --only export-exact,orjson-f64"
+               " --no-check --repeat 1   # peak RSS as the checkpoint grows\n"
+               "  python -m streamexport.bench model.pt --json results.json\n"
+               "  python benchmarks/record.py                       # the recorded results")
     parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
                         help="bench these checkpoints instead of synthetic ones")
     parser.add_argument("--size", type=_size_list, default=_size_list(DEFAULT_SIZE),
