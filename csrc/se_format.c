@@ -1,4 +1,4 @@
-/* The row/bracket loop and the per-dtype element writers: see se_format.h. */
+/* Validation, output sizes and the row/bracket loop: see se_format.h. */
 #include "se_format.h"
 
 #include <string.h>

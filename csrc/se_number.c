@@ -82,6 +82,15 @@ static inline int trailing_zero_digits(uint64_t w)
 
 #define ASCII_ZEROS 0x3030303030303030ULL
 
+/* Stores the 8 ASCII digits of a word (first digit in the lowest byte) in reading order. */
+static inline void store_digits8(char *dst, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(dst, &w, 8);
+}
+
 size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
 {
     char *p = out;
@@ -115,15 +124,15 @@ size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
         memcpy(p, "0.000", 5);
         char *d = p + 1 - e;
         d[0] = (char)('0' + first);
-        memcpy(d + 1, &wm, 8);
-        memcpy(d + 9, &wl, 8);
+        store_digits8(d + 1, wm);
+        store_digits8(d + 9, wl);
         p = d + 1 + more;
     } else if (e >= 0 && e < 16) {
         /* the first e + 1 digits (zeros past the last), ".", the rest or "0" */
         char buf[64];
         buf[0] = (char)('0' + first);
-        memcpy(buf + 1, &wm, 8);
-        memcpy(buf + 9, &wl, 8);
+        store_digits8(buf + 1, wm);
+        store_digits8(buf + 9, wl);
         memset(buf + 17, '0', 40);
         memcpy(p, buf, 16);
         p[e + 1] = '.';
@@ -134,8 +143,8 @@ size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
         /* d.ddde+XX, or de+XX for one digit */
         p[0] = (char)('0' + first);
         p[1] = '.';
-        memcpy(p + 2, &wm, 8);
-        memcpy(p + 10, &wl, 8);
+        store_digits8(p + 2, wm);
+        store_digits8(p + 10, wl);
         p += more ? 2 + more : 1;
         unsigned a = (unsigned)(e < 0 ? -e : e);
         p[0] = 'e';
