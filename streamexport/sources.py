@@ -523,6 +523,8 @@ def _torch_items(path, state, mapped, skipped):
         if not isinstance(k, str):
             raise _fail(path, f"tensor key {k!r} is a {type(k).__name__}, not a string",
                         LayoutError)
+        if v.requires_grad:   # nn.Parameter and friends: a plain view, numpy() refuses grads
+            v = v.detach()
         is_mapped = mapped and v.device.type == "cpu" and not v.is_sparse \
             and v.layout == _strided() and _in_mapping(v, ranges)
         items.append(_Item(k, path, is_mapped, (lambda v=v: v), None, str(v.dtype),

@@ -812,3 +812,16 @@ def test_extra_wrapper_choice_mentions_other_dicts_of_tensors(tmp_path):
     with opened(path) as ck:
         assert torch.equal(ck.entries[0].tensor(), torch.ones(1))
         assert len(ck.warnings) == 1 and "--key ema_model" in ck.warnings[0]
+
+
+def test_parameters_that_require_grad_come_back_detached(tmp_path):
+    from reference import reference_bytes
+    path = tmp_path / "params.pt"
+    torch.save({"w": torch.nn.Parameter(torch.randn(2, 3)),
+                "b": torch.ones(2, requires_grad=True)}, path)
+    with opened(path) as ck:
+        for entry in ck.entries:
+            t = entry.tensor()
+            assert not t.requires_grad and type(t) is torch.Tensor
+            assert entry.mapped
+    assert exported(path, tmp_path) == reference_bytes(path)
