@@ -53,7 +53,7 @@ static int parse_int64(PyObject *value, const char *what, int64_t *out)
     if (v == -1 && PyErr_Occurred())
         return -1;
     if (overflow) {
-        PyErr_Format(ShapeError, "%s %R is out of range (|value| >= 2**63)", what, value);
+        PyErr_Format(ShapeError, "%s %R is out of range (over 2**63 - 1 in size)", what, value);
         return -1;
     }
     *out = (int64_t)v;
@@ -127,17 +127,40 @@ static PyObject *raise_nonfinite(const se_chunk *chunk, int64_t bad_index, const
     return NULL;
 }
 
+/* ShapeError naming what is wrong with the shape or the range (the same words as the twin). */
+static PyObject *raise_shape_error(const se_chunk *chunk)
+{
+    int64_t product = 1;
+    int empty = 0, overflow = 0;
+    for (int d = 0; d < chunk->ndim; d++) {
+        int64_t dim = chunk->shape[d];
+        if (dim < 0) {
+            PyErr_Format(ShapeError, "negative dimension %lld in shape", (long long)dim);
+            return NULL;
+        }
+        if (dim == 0)
+            empty = 1;
+        else if (product > INT64_MAX / dim)
+            overflow = 1;
+        else
+            product *= dim;
+    }
+    if (!empty && overflow) {
+        PyErr_SetString(ShapeError, "shape has more than 2**63 - 1 elements");
+        return NULL;
+    }
+    PyErr_Format(ShapeError, "range [%lld, %lld + %lld) is outside a tensor of %lld elements",
+                 (long long)chunk->start, (long long)chunk->start, (long long)chunk->count,
+                 (long long)(empty ? 0 : product));
+    return NULL;
+}
+
 static PyObject *raise_status(se_status st, const se_chunk *chunk, int64_t bad_index,
                               const void *data)
 {
     switch (st) {
     case SE_ERR_SHAPE:
-        PyErr_Format(ShapeError,
-                     "range [%lld, %lld + %lld) does not describe a range of a tensor of shape "
-                     "with %d dimensions (negative dimension, over 2**63 - 1 elements, or past "
-                     "the end)", (long long)chunk->start, (long long)chunk->start,
-                     (long long)chunk->count, chunk->ndim);
-        return NULL;
+        return raise_shape_error(chunk);
     case SE_ERR_TOO_LARGE:
         return PyErr_NoMemory();
     case SE_ERR_BUFFER:
