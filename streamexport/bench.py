@@ -52,6 +52,7 @@ DEFAULT_FORMATTER_ELEMENTS = 4 * 2 ** 20
 DEFAULT_EXPORT_SECTION_SIZE = "16MB"
 FORMATTER_MIN_REPEAT = 5
 WEIGHT_STD = 0.02
+BLOCKS = 8                                   # transformer blocks of a synthetic checkpoint
 CONTRACT_CHECK_MAX_ELEMENTS = 4 * 2 ** 20    # byte-compare with json.dumps(payload) up to this
 
 _UNITS = {"": 1, "B": 1, "K": 2 ** 10, "KB": 2 ** 10, "KIB": 2 ** 10, "M": 2 ** 20, "MB": 2 ** 20,
@@ -134,18 +135,22 @@ def llm_shapes(elements, big_tensor=0):
 
     hidden size d, vocabulary 8d (or, with ``big_tensor``, an embedding of at least that many
     elements), per block: 4 attention projections d x d, a gated MLP (gate/up f x d, down
-    d x f, f ~ 8d/3) and two norms; a final norm. The number of blocks fills the rest.
+    d x f, f ~ 8d/3) and two norms; a final norm. d is the largest that leaves room for
+    about BLOCKS blocks; the number of blocks then fills the rest.
     """
     def per_block(d):
         f = _ffn(d)
         return 4 * d * d + 3 * d * f + 2 * d
 
+    def fits(d):    # BLOCKS blocks (and the 8d x d embedding) within the rest
+        return per_block(d) * BLOCKS + (0 if big_tensor else 8 * d * d) <= rest
+
     rest = max(elements - big_tensor, 64)
     d = 8
-    while per_block(d * 2) * 2 + (0 if big_tensor else 8 * (d * 2) ** 2) <= rest:
+    while fits(d * 2):
         d *= 2
     step = 64 if d >= 256 else 8
-    while per_block(d + step) * 2 + (0 if big_tensor else 8 * (d + step) ** 2) <= rest:
+    while fits(d + step):
         d += step
     vocab = -(-big_tensor // d) if big_tensor else 8 * d
     blocks = max(1, (elements - vocab * d - d) // per_block(d))
