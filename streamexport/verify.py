@@ -525,7 +525,7 @@ class _Verifier:
         elif entry is not None:
             dtype, shape = entry.dtype, tuple(entry.shape)
         else:
-            self.walk_unknown(key)
+            self.discover(key)
             return
         cursor = _Cursor(entry, self.chunk_elements) if compare else None
         spec = _Spec(key, dtype, shape, cursor)
@@ -792,6 +792,161 @@ class _Verifier:
         spec.bad_elements += count
 
     # -- a tensor whose shape nothing states (no meta, no checkpoint)
+
+    def discover(self, key):
+        """Check a value of unknown shape at group speed, learning its shape as it goes.
+
+        The first descent gives the number of dimensions and the element's kind. Then, from
+        the innermost array outwards, the children of the first array at each level are read
+        in template groups (their own shape is known by then) until an ``]`` falls on a child
+        boundary: that array's length is the dimension's size, and every later array must
+        match it. Empty arrays and scalars go to the per-event walk."""
+        consumed = []
+        while True:
+            event = self.next(_at(key, [0] * len(consumed)))
+            consumed.append(event)
+            if event[0] != _S:
+                break
+        ndim = len(consumed) - 1
+        if ndim == 0 or event[0] not in (_N, _B):
+            self.push_back(consumed)
+            self.walk_unknown(key)
+            return
+        self.push_back([event])
+        elem = event[0]
+        kind = "bool" if elem == _B else ("int" if type(event[1]) is int else "float")
+        self.report.tensors += 1
+        dims = []
+        for level in range(ndim - 1, -1, -1):
+            size = self.unknown_children(key, elem, kind, tuple(dims), 0 if not dims else 1,
+                                         [0] * level)
+            if size is None:
+                return
+            dims.insert(0, size)
+        total = 1
+        for size in dims:
+            total *= size
+        self.report.elements += total
+
+    def unknown_children(self, key, elem, kind, inner, done, prefix):
+        """Read the rest of an array whose children are blocks of shape ``inner``, ``done`` of
+        them already read, up to and with its ``]``. Returns its length, or None on failure."""
+        length = 1
+        for size in reversed(inner):
+            length = 2 + size * length
+        per_block = 1
+        for size in inner:
+            per_block *= size
+        repeat = max(1, GROUP_EVENTS // length)
+        while True:
+            template = _template(elem, inner, repeat)
+            error = None
+            try:
+                events = self.take(template.length)
+            except _ParseError as failure:    # the array may still end before the error
+                events, error = failure.events, failure.error
+            if error is None and self.matches(template, events, elem):
+                if not self.element_kinds(key, kind, template.elements(events)
+                                          if template.elements else events,
+                                          prefix + [done], inner, per_block):
+                    return None
+                done += repeat
+                continue
+            names = template.names
+            position = next((i for i, event in enumerate(events)
+                             if i >= len(names) or event[0] != names[i]), len(events))
+            blocks = position // length
+            if position % length == 0 and position < len(events) and events[position][0] == _E:
+                if blocks:
+                    head = _template(elem, inner, blocks)
+                    picked = head.elements(events) if head.elements else events[:blocks]
+                    if not self.element_kinds(key, kind, picked, prefix + [done], inner,
+                                              per_block):
+                        return None
+                self.push_back(events[position + 1:])
+                return done + blocks
+            self.unknown_failure(key, events, names, prefix + [done], error)
+            return None
+
+    @staticmethod
+    def matches(template, events, elem):
+        if len(events) != template.length:
+            return False
+        if template.elements is None:
+            elements = events
+        else:
+            if template.brackets(events) != template.bracket_events:
+                return False
+            elements = template.elements(events)
+        return not elements or (len(set(map(_NAME, elements))) == 1 and elements[0][0] == elem)
+
+    def element_kinds(self, key, kind, elements, start, inner, per_block):
+        """Without a dtype, a tensor's numbers must all be integers or all be floats."""
+        if kind == "bool":
+            return True
+        want = float if kind == "float" else int
+        types = set(map(type, map(_VALUE, elements)))
+        if types == {want} or not types:
+            return True
+        position = next(i for i, event in enumerate(elements) if type(event[1]) is not want)
+        block, within = divmod(position, per_block)
+        index = start[:-1] + [start[-1] + block]
+        rest = []
+        for size in reversed(inner):
+            rest.insert(0, within % size)
+            within //= size
+        self.fail(f"{_at(key, index + rest)}: {_event_text(elements[position])} in a tensor of "
+                  f"{'floats' if kind == 'float' else 'integers'}")
+        self.skip_rest_of_value(len(start) + len(inner))
+        return False
+
+    def skip_rest_of_value(self, depth):
+        while depth > 0:
+            name = self.next("skipping a value")[0]
+            if name in (_S, "start_map"):
+                depth += 1
+            elif name in (_E, "end_map"):
+                depth -= 1
+
+    def unknown_failure(self, key, events, names, stack, error):
+        """Like ``diagnose``, for a value whose shape was being learned."""
+        stack = list(stack)
+        for position, event in enumerate(events):
+            expected = names[position] if position < len(names) else None
+            got = event[0]
+            if got != expected:
+                level = len(stack) - 1
+                if expected in (_N, _B, _S) and got == _E:
+                    problem = (f"missing element: dimension {level} has {stack[-1]} elements here, "
+                               "more in the first array at this depth")
+                elif expected == _E and got in (_N, _B, _S):
+                    problem = (f"extra element: the first array at this depth (dimension {level}) "
+                               f"has {stack[-1]}")
+                else:
+                    want = {_N: "a number", _B: "true or false", _S: "an array",
+                            _E: "the end of an array"}.get(expected, expected)
+                    problem = f"{_event_text(event)} where {want} is expected"
+                message = f"{_at(key, stack)}: {problem}"
+                if error is not None:
+                    self.report.failures.append(message)
+                    break
+                self.fail(message)
+                self.push_back(events[position:])
+                self.skip_value(self.next("skipping a value"), depth=len(stack))
+                return
+            if got == _S:
+                stack.append(0)
+            elif got == _E:
+                stack.pop()
+                if stack:
+                    stack[-1] += 1
+            elif stack:
+                stack[-1] += 1
+        where = _at(key, stack)
+        text = "" if error is None else _json_error_text(error)
+        if error is None or "premature EOF" in text:
+            self.fatal(f"{where}: the file ends inside this tensor (truncated?)")
+        self.fatal(f"{where}: invalid JSON: {text}")
 
     def walk_unknown(self, key):
         """Check that the value is a rectangular nested array of one kind of element."""

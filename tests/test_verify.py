@@ -531,3 +531,32 @@ def test_prefix_rules_match_the_export(files):
     kept = write(files, "dp_kept.json", reference_text(state))
     assert verify(kept, against=str(checkpoint), keep_prefix=True).ok
     assert verify(kept, against=str(checkpoint), strip_prefixes=["module.fc."]).failures
+
+
+@pytest.mark.parametrize("group", [3, 7, 40, 1 << 12])
+def test_shape_is_learned_without_meta(files, monkeypatch, group):
+    """No meta and no checkpoint: the first arrays fix the shape; every later one must match."""
+    monkeypatch.setattr(V, "GROUP_EVENTS", group)
+    state = files["state"]
+    text = reference_text(state, no_meta=True)
+    report = verify(write(files, "learn.json", text))
+    assert report.ok, report.failures
+    assert report.elements == sum(t.numel() for t in state.values())
+
+    def corrupt(key, flat, new, name):
+        start, end = value_span(text, key, flat)
+        return write(files, name, text[:start] + new + text[end:])
+    cases = [
+        (corrupt("big", 2 * 40 + 5, b"1.5,2.5", "extra.json"), '"big"[2, 40]: extra element'),
+        (corrupt("tr", 7, b"true", "bool.json"), '"tr"[1, 3]: true where a number is expected'),
+        (corrupt("ids", 6, b"1.5", "mixed.json"), '"ids"[1, 2]: the number 1.5 in a tensor of integers'),
+        (corrupt("long", 0, b"2", "mixed0.json"), '"long"[1]: the number'),
+        (corrupt("big", 45, b"[1.0]", "nested.json"), '"big"[1, 5]: an array where a number'),
+    ]
+    start, end = value_span(text, "big", 29 * 40 + 3)
+    cases.append((write(files, "short.json", text[:start] + text[end + 1:]),
+                  '"big"[29, 39]: missing element'))
+    cases.append((write(files, "cut.json", text[:start]), '"big"[29, 3]: the file ends'))
+    for path, expected in cases:
+        message = only_failure(verify(path))
+        assert message.startswith(expected), (expected, message)
