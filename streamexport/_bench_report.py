@@ -253,11 +253,20 @@ def render(report, markdown=False):
                        "page cache by every writer (no fsync), except the row 'streamexport exact "
                        "+ fsync', which fsyncs as streamexport's command line does by default.")
         out.append("")
+        out.append("MB = 2^20 bytes. M elem/s = the checkpoint's elements / median seconds; MB/s = "
+                   "output written (input read, for verify and ijson) / median seconds. The orjson "
+                   "rows time the whole script, float64 upcast included. 'export faster by' = "
+                   "export's elements/s in the same float mode / the row's, with 1 and with all "
+                   "threads.")
+        out.append("")
     if report.get("formatter"):
         f = report["formatter"]
         out.append(f"{head}Formatter ({f['how']} vs orjson.dumps(OPT_SERIALIZE_NUMPY), "
                    f"{f['elements']:,} elements of normal(0, {f['std']}), shape {f['shape']}, "
                    f"one thread, median of {f['repeat']}, same process)")
+        out.append("")
+        out.append("orjson is timed on arrays already converted to its input (the upcast is not "
+                   "timed); both outputs are parsed back and compared with the array first.")
         out.append("")
         out.append(table(formatter_rows(report)))
         out.append("")

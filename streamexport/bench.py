@@ -435,10 +435,10 @@ def run_contender(args, contender, dataset, workdir, reference, kept):
     median = row["seconds"]["median"]
     row["elements_per_s"] = dataset["elements"] / median if median > 0 else None
     if contender.reads:
-        row["mb_per_s"] = row["input_bytes"] / median / 1e6 if median > 0 else None
+        row["mb_per_s"] = row["input_bytes"] / median / 2 ** 20 if median > 0 else None
     else:
         row["output_bytes"] = output_bytes
-        row["mb_per_s"] = output_bytes / median / 1e6 if median > 0 else None
+        row["mb_per_s"] = output_bytes / median / 2 ** 20 if median > 0 else None
         if config["dst"] not in kept.values():
             _remove_quietly(config["dst"])
     return row
