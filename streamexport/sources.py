@@ -185,6 +185,9 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
         return _fail(path, f"refused: the pickle needs {which}{more}, which weights_only "
                            f"loading does not allow; if you trust {pronoun}, "
                            f"pass {flags} (or --unsafe-load, which runs pickle code)")
+    if "Creating a Tensor subclass from a class that does not inherit from Tensor" in text:
+        return _fail(path, "a tensor of a subclass named by --safe-global cannot be rebuilt from "
+                           "an inert stand-in; pass --unsafe-load if you trust the file")
     if "TorchScript" in text:
         return _fail(path, "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
     if "not in a subdirectory" in text:
@@ -525,6 +528,8 @@ def _torch_items(path, state, mapped, skipped):
                         LayoutError)
         if v.requires_grad:   # nn.Parameter and friends: a plain view, numpy() refuses grads
             v = v.detach()
+        if type(v) is not _tensor_type() and v.layout == _strided() and not v.is_quantized:
+            v = v.as_subclass(_tensor_type())   # a subclass's hooks have no say in the export
         is_mapped = mapped and v.device.type == "cpu" and not v.is_sparse \
             and v.layout == _strided() and _in_mapping(v, ranges)
         items.append(_Item(k, path, is_mapped, (lambda v=v: v), None, str(v.dtype),
@@ -535,6 +540,11 @@ def _torch_items(path, state, mapped, skipped):
 def _strided():
     import torch
     return torch.strided
+
+
+def _tensor_type():
+    import torch
+    return torch.Tensor
 
 
 def _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes, include, exclude):

@@ -825,3 +825,22 @@ def test_parameters_that_require_grad_come_back_detached(tmp_path):
             assert not t.requires_grad and type(t) is torch.Tensor
             assert entry.mapped
     assert exported(path, tmp_path) == reference_bytes(path)
+
+
+class TaggedTensor(torch.Tensor):
+    pass
+
+
+def test_tensor_subclasses_are_handed_out_as_plain_tensors(tmp_path):
+    path = tmp_path / "sub.pt"
+    torch.save({"t": torch.arange(4.0).as_subclass(TaggedTensor), "w": torch.ones(1)}, path)
+    with pytest.raises(CheckpointError, match=f"--safe-global {__name__}.TaggedTensor"):
+        opened(path)
+    with pytest.raises(CheckpointError, match="--unsafe-load"):
+        opened(path, safe_globals=[f"{__name__}.TaggedTensor"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ck = open_checkpoint(path, unsafe_load=True)   # our own class: trusted here
+    with ck:
+        t = next(e for e in ck.entries if e.name == "t").tensor()
+        assert type(t) is torch.Tensor and torch.equal(t, torch.arange(4.0))
