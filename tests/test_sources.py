@@ -844,3 +844,29 @@ def test_tensor_subclasses_are_handed_out_as_plain_tensors(tmp_path):
     with ck:
         t = next(e for e in ck.entries if e.name == "t").tensor()
         assert type(t) is torch.Tensor and torch.equal(t, torch.arange(4.0))
+
+
+def tensor_zoo():
+    torch.manual_seed(6)
+    base = torch.randn(6, 5)
+    return {
+        "param": torch.nn.Parameter(torch.randn(3, 2)),
+        "grad": torch.randn(4, requires_grad=True),
+        "transposed": base.t(),
+        "slice": base[2:5, 1:4],
+        "strided": base[:, ::2],
+        "expanded": torch.randn(1, 3).expand(4, 3),
+        "scalar": torch.tensor(7, dtype=torch.int64),
+        "empty": torch.zeros(3, 0, 2),
+        "bits": torch.tensor([[True, False], [False, True]]),
+        "bf16": torch.randn(5).to(torch.bfloat16),
+        "tied_a": base, "tied_b": base,
+    }
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_export_of_a_zoo_of_tensor_forms_matches_the_contract(tmp_path, zip_format):
+    from reference import reference_bytes
+    path = tmp_path / "zoo.pt"
+    torch.save(tensor_zoo(), path, _use_new_zipfile_serialization=zip_format)
+    assert exported(path, tmp_path) == reference_bytes(path)
