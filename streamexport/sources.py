@@ -470,21 +470,19 @@ class _Item:
 
 def _file_mappings(path):
     """Address ranges where ``path`` is mapped in this process, merged; None if unknown."""
+    # matched by path, not inode: on overlay filesystems the two inodes differ
     try:
-        target = os.stat(path)
+        target = os.path.realpath(path)
         ranges = []
         with open("/proc/self/maps") as maps:
             for line in maps:
                 fields = line.split(maxsplit=5)
-                if len(fields) < 6:
+                if len(fields) < 6 or fields[4] == "0":
                     continue
-                inode = int(fields[4])
-                if inode != target.st_ino:
-                    continue
-                name = fields[5].strip()
+                name = fields[5].rstrip("\n")
                 if name.endswith(" (deleted)"):
                     name = name[:-len(" (deleted)")]
-                if os.path.realpath(name) != os.path.realpath(path):
+                if name != target and os.path.realpath(name) != target:
                     continue
                 low, high = (int(x, 16) for x in fields[0].split("-"))
                 ranges.append((low, high))
