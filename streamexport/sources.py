@@ -482,7 +482,8 @@ def _file_mappings(path):
                 name = fields[5].rstrip("\n")
                 if name.endswith(" (deleted)"):
                     name = name[:-len(" (deleted)")]
-                if name != target and os.path.realpath(name) != target:
+                if name != target and (os.path.basename(name) != os.path.basename(target)
+                                       or os.path.realpath(name) != target):
                     continue
                 low, high = (int(x, 16) for x in fields[0].split("-"))
                 ranges.append((low, high))
