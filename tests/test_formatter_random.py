@@ -12,7 +12,6 @@ mode by default, ten times more with --slow); the twin takes small ones. Seeds a
 test ids.
 """
 import json
-import math
 import re
 from fractions import Fraction
 
