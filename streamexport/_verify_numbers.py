@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from .tensors import as_buffer, iter_chunks, release_pages
+
 _U64 = np.uint64
 
 # precision bits (with the implicit one), minimum normal exponent, largest finite value
@@ -128,7 +130,6 @@ class _Cursor:
     """The elements of one checkpoint tensor, taken in order, a chunk at a time."""
 
     def __init__(self, entry, chunk_elements):
-        from .tensors import iter_chunks
         self.entry = entry
         self.dtype = entry.dtype
         self._tensor = entry.tensor()
@@ -147,14 +148,12 @@ class _Cursor:
         block, self._block = self._block, None
         if block is None or self._storage is None:
             return
-        from .tensors import release_pages
         start = block.data_ptr()
         nbytes = block.numel() * block.element_size()
         if self._storage[0] <= start and start + nbytes <= self._storage[1]:
             release_pages(start, nbytes)        # a view of the mapping, not a copy
 
     def take(self, count):
-        from .tensors import as_buffer
         parts = []
         while count:
             if self._values is None or self._offset == len(self._values):
