@@ -18,6 +18,10 @@ How it reads (issue 4):
 * Only when a group differs from its template does a slow walk find the first deviating
   event and its multi-dimensional index; the reader then skips to the end of that value so
   that ``all_failures`` can go on with the next tensor.
+* The shape comes from meta, else from the checkpoint, else it is learned from the data: the
+  first array at each depth fixes that dimension (read in template groups too), and every
+  later array must match it. Only scalars and values starting with an empty array are walked
+  event by event.
 
 Float checks (the arithmetic is in ``_verify_floats``). *exact*: the parsed float64 must equal
 the element widened to float64, bit for bit (-0.0 included). *shortest*: the parsed value
