@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-V = importlib.import_module("streamexport.verify")
 from streamexport.errors import StreamExportError
 from streamexport.verify import round_to_format, verify
+
+# the module (the package's attribute streamexport.verify is the function)
+V = importlib.import_module("streamexport.verify")
 
 NUMBER = re.compile(rb"-?[0-9][0-9.eE+-]*|true|false")
 
