@@ -72,7 +72,9 @@ def build_parser():
     ex.add_argument("--unsafe-load", action="store_true",
                     help="torch.load with weights_only=False: RUNS PICKLE CODE from the file")
     ex.add_argument("--safe-global", action="append", default=[], metavar="MODULE.NAME",
-                    help="allow this pickled global under weights_only (repeatable)")
+                    help="allow this pickled global under weights_only as an inert stand-in: its "
+                         "code never runs and its value is skipped (repeatable; a bare name such as "
+                         "eval means builtins.eval; tensor subclasses need --unsafe-load)")
     ex.add_argument("--float-format", choices=("exact", "shortest"), default="exact",
                     help="exact: repr of the float64 value, as TorchLean's adapter (default); "
                          "shortest: shortest text that round-trips at the tensor's dtype")
