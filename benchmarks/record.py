@@ -90,10 +90,15 @@ def render_results(reports, out, plot_name="bench.png"):
                   f"{'yes' if t['met'] else '**no**'} |" for t in targets]
         lines.append("")
     loads = [(name, r.get("load_average", {})) for name, r in reports.items()]
-    lines += ["The machine was shared with other jobs while recording: the load averages at the "
-              "start and end of each run were " + "; ".join(
-                  f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}" for name, l in loads)
-              + " (1/5/15 minutes, 2 CPUs).", ""]
+    cpus = max((r["machine"].get("usable_cpus") or 1) for r in reports.values()) if reports else 1
+    busiest = max([l[0] for _, load in loads for l in (load.get("start"), load.get("end")) if l]
+                  or [0.0])
+    shared = ("The machine was shared with other jobs while recording (a 1-minute load average "
+              f"up to {busiest:.1f} on {cpus} CPUs), so the figures are conservative. "
+              if busiest > 0.75 * cpus else "")
+    lines += [shared + "Load averages (1/5/15 minutes) at the start and end of each run: "
+              + "; ".join(f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}"
+                          for name, l in loads) + ".", ""]
     for name, report in reports.items():
         text = render(report, markdown=True)
         lines += [f"# Run `{name}`", "", text.replace("\n## ", "\n### ").replace("## ", "### ", 1)]
