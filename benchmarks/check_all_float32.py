@@ -2,6 +2,7 @@
 
     python benchmarks/check_all_float32.py                    # all patterns, both modes
     python benchmarks/check_all_float32.py --workers 2 --every 64   # one block in 64
+    python benchmarks/check_all_float32.py --block 0x8000 --every 64 --offset 32 --digits
     python benchmarks/check_all_float32.py --start 0x3f800000 --stop 0x40000000
 
 Each worker takes a block of consecutive patterns, formats it with the C core in both float
@@ -148,6 +149,8 @@ def main(argv=None):
                         help="patterns per task (memory: about 250 bytes a pattern)")
     parser.add_argument("--every", type=int, default=1,
                         help="check one block in EVERY (a sample spread over the range)")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="with --every: check the blocks whose number is OFFSET mod EVERY")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--digits", action="store_true",
                         help="also compare shortest digits with numpy's float32 str()")
@@ -157,11 +160,11 @@ def main(argv=None):
 
     starts = range(args.start, args.stop, args.block)
     tasks = [(lo, min(lo + args.block, args.stop), args.digits)
-             for k, lo in enumerate(starts) if k % args.every == 0]
+             for k, lo in enumerate(starts) if k % args.every == args.offset % args.every]
     total = sum(hi - lo for lo, hi, _ in tasks)
-    print("check_all_float32: %d patterns in [%#x, %#x), %d blocks of %d (one in %d), "
-          "%d workers, digits=%s" % (total, args.start, args.stop, len(tasks), args.block,
-                                      args.every, args.workers, args.digits))
+    print("check_all_float32: %d patterns in [%#x, %#x), %d blocks of %d (one in %d, offset %d),"
+          " %d workers, digits=%s" % (total, args.start, args.stop, len(tasks), args.block,
+                                       args.every, args.offset, args.workers, args.digits))
     print("machine: %s, %d CPUs usable; Python %s; numpy %s; %s"
           % (platform.machine(), len(os.sched_getaffinity(0)), platform.python_version(),
              np.__version__, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())))
