@@ -67,7 +67,9 @@ def load_reports(out):
 
 def render_results(reports, out, plot_name="bench.png"):
     sys.path.insert(0, ROOT)
-    from streamexport.bench import render
+    from streamexport.bench import evaluate_targets, render
+    for report in reports.values():      # with the current rules, also for --render-only
+        report["targets"] = evaluate_targets(report)
     lines = ["# streamexport benchmark results", "",
              "Recorded with `python benchmarks/record.py` (each section below is one "
              "`python -m streamexport.bench` run; its command line is given). Every figure is "
