@@ -98,22 +98,32 @@ size_t se_write_decimal(char *out, int negative, uint64_t digits, int exponent)
     p += negative;
     /* As 17 digits d.dddddddddddddddd, without leading zeros, so the three parts can be
      * stored straight into place: a first digit and two SWAR words of eight. A float64's
-     * digits have 16 or 17 digits (a select, no branch); others take the general path. */
+     * digits have 16 or 17 digits (a select, no branch); a float32's at most 9 (one word). */
     int n;
-    uint64_t s17;
-    if (digits >= 1000000000000000ULL) {
-        int big = digits >= 10000000000000000ULL;
-        n = 16 + big;
-        s17 = big ? digits : digits * 10;
+    uint32_t first, mid8, lo8;
+    if (digits >= 1000000000ULL) {
+        uint64_t s17;
+        if (digits >= 1000000000000000ULL) {
+            int big = digits >= 10000000000000000ULL;
+            n = 16 + big;
+            s17 = big ? digits : digits * 10;
+        } else {
+            n = digit_count(digits);
+            s17 = digits * pow10_u64[17 - n];
+        }
+        uint64_t hi9 = s17 / 100000000;
+        lo8 = (uint32_t)(s17 - hi9 * 100000000);
+        first = (uint32_t)hi9 / 100000000;
+        mid8 = (uint32_t)hi9 - first * 100000000;
     } else {
+        /* at most 9 digits (float32 shortest, the small dtypes): one word is enough */
         n = digit_count(digits);
-        s17 = digits * pow10_u64[17 - n];
+        uint32_t s9 = (uint32_t)(digits * pow10_u64[9 - n]);
+        first = s9 / 100000000;
+        mid8 = s9 - first * 100000000;
+        lo8 = 0;
     }
     int e = exponent + n - 1;  /* d.ddd x 10**e */
-    uint64_t hi9 = s17 / 100000000;
-    uint32_t lo8 = (uint32_t)(s17 - hi9 * 100000000);
-    uint32_t first = (uint32_t)hi9 / 100000000;
-    uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
     uint64_t wm = eight_digits(mid8), wl = eight_digits(lo8);
     /* significant digits after the first */
     int more = 16 - (lo8 ? trailing_zero_digits(wl) : 8 + (mid8 ? trailing_zero_digits(wm) : 8));
