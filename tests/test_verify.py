@@ -562,3 +562,16 @@ def test_shape_is_learned_without_meta(files, monkeypatch, group):
     for path, expected in cases:
         message = only_failure(verify(path))
         assert message.startswith(expected), (expected, message)
+
+
+def test_awkward_keys_stay_on_one_line(files):
+    key = 'q"uote\\back\nnewline\u00e9'
+    state = {key: torch.tensor([1.0, 2.0]), "plain": torch.tensor([3.0])}
+    checkpoint = files["root"] / "keys.pt"
+    torch.save(state, checkpoint)
+    text = reference_text(state)
+    assert verify(write(files, "keys.json", text), against=str(checkpoint)).ok
+    bad = text.replace(b"[1.0,2.0]", b"[1.0,true]")
+    message = only_failure(verify(write(files, "keys_bad.json", bad)))
+    assert "\n" not in message
+    assert message.startswith('"q\\"uote\\\\back\\nnewline\u00e9"[1]: true where a number')
