@@ -1080,23 +1080,22 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
         raise StreamExportError(f"{path}: cannot read: {error.strerror or error}") from None
     verifier = _Verifier(path, report, backend, float_format, all_failures, chunk_elements)
     checkpoint = None
+    collecting = gc.isenabled()
     try:
-        if against is not None:
-            from .sources import open_checkpoint
-            checkpoint = open_checkpoint(against, key=key, keep_prefix=keep_prefix,
-                                         strip_prefixes=strip_prefixes)
-            verifier.checkpoint = checkpoint
-        collecting = gc.isenabled()
-        gc.disable()        # the groups hold many tuples; the cyclic GC would walk them in vain
-        try:
-            with stream:
-                try:
-                    verifier.run(stream)
-                except _Stop:
-                    pass
-        finally:
-            if collecting:
-                gc.enable()
+        with stream:
+            if against is not None:
+                from .sources import open_checkpoint
+                checkpoint = open_checkpoint(against, key=key, keep_prefix=keep_prefix,
+                                             strip_prefixes=strip_prefixes)
+                verifier.checkpoint = checkpoint
+            gc.disable()    # the groups hold many tuples; the cyclic GC would walk them in vain
+            try:
+                verifier.run(stream)
+            except _Stop:
+                pass
+            finally:
+                if collecting:
+                    gc.enable()
         if verifier.midpoints and verifier.readable and (all_failures or not report.failures):
             with open(path, "rb") as again:
                 try:

@@ -8,6 +8,7 @@ names the key and that element's index.
 import importlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,7 +90,7 @@ def write(files, name, data):
 
 
 def edit(files, key, flat, replacement, name="bad.json", source="text"):
-    text = files[source] if source == "text" else open(files[source], "rb").read()
+    text = files[source] if source == "text" else Path(files[source]).read_bytes()
     start, end = value_span(text, key, flat)
     return write(files, name, text[:start] + replacement(text[start:end]) + text[end:])
 
@@ -155,7 +156,7 @@ def test_group_sizes_agree(files, monkeypatch, group):
                else b"-7" + tok[2:])
     assert '"big"[5, 17]' in only_failure(verify(bad, against=files["ckpt"]))
     removed = edit(files, "big", 3 * 40 + 39, lambda tok: b"", name="removed.json")
-    text = open(removed, "rb").read().replace(b",]", b"]")
+    text = Path(removed).read_bytes().replace(b",]", b"]")
     removed = write(files, "removed.json", text)
     message = only_failure(verify(removed, against=files["ckpt"]))
     assert '"big"[3, 39]' in message and "missing element" in message
@@ -575,3 +576,12 @@ def test_awkward_keys_stay_on_one_line(files):
     message = only_failure(verify(write(files, "keys_bad.json", bad)))
     assert "\n" not in message
     assert message.startswith('"q\\"uote\\\\back\\nnewline\u00e9"[1]: true where a number')
+
+
+def test_unreadable_checkpoint_is_an_error(files):
+    from streamexport.errors import CheckpointError
+    broken = write(files, "broken.pt", b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError):
+        verify(files["exact"], against=broken)
+    with pytest.raises(ValueError, match="float_format"):
+        verify(files["exact"], float_format="fast")
