@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "se_number.h"
+#include "se_write.h"
 
 /* The token of a NaN (kind 0), +inf (1) or -inf (2) under a policy; 0 for "error". */
 static inline size_t put_nonfinite(char *p, int kind, se_nonfinite policy)
@@ -25,12 +26,10 @@ static inline size_t put_nonfinite(char *p, int kind, se_nonfinite policy)
 static inline size_t put_f64(char *p, const unsigned char *src, const se_run_options *o)
 {
     uint64_t bits;
-    double v;
     memcpy(&bits, src, 8);
-    memcpy(&v, src, 8);
-    if ((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL)
+    if (se_unlikely((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL))
         return put_nonfinite(p, (bits << 12) ? 0 : 1 + (int)(bits >> 63), o->nonfinite);
-    return se_write_f64(p, v);
+    return (size_t)(se_put_f64_bits(p, bits) - p);
 }
 
 static inline size_t put_f32_exact(char *p, const unsigned char *src, const se_run_options *o)
@@ -39,20 +38,21 @@ static inline size_t put_f32_exact(char *p, const unsigned char *src, const se_r
     float v;
     memcpy(&bits, src, 4);
     memcpy(&v, src, 4);
-    if ((bits & 0x7f800000u) == 0x7f800000u)
+    if (se_unlikely((bits & 0x7f800000u) == 0x7f800000u))
         return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
-    return se_write_f64(p, (double)v);
+    double d = (double)v;  /* exact */
+    uint64_t dbits;
+    memcpy(&dbits, &d, 8);
+    return (size_t)(se_put_f64_bits(p, dbits) - p);
 }
 
 static inline size_t put_f32_shortest(char *p, const unsigned char *src, const se_run_options *o)
 {
     uint32_t bits;
-    float v;
     memcpy(&bits, src, 4);
-    memcpy(&v, src, 4);
-    if ((bits & 0x7f800000u) == 0x7f800000u)
+    if (se_unlikely((bits & 0x7f800000u) == 0x7f800000u))
         return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
-    return se_write_f32_shortest(p, v);
+    return (size_t)(se_put_f32_shortest_bits(p, bits) - p);
 }
 
 static inline size_t put_slot(char *p, const se_lut_slot *slot, const se_run_options *o)

@@ -1,0 +1,204 @@
+/* The float token writers as static inline functions (internal header).
+ *
+ * se_number.c wraps them as the public writers; se_runs.c includes this header so that
+ * conversion and layout are inlined into the per-dtype loops. Buffer contract as in
+ * se_number.h: each writer may store up to SE_TOKEN_SPACE bytes at its output.
+ */
+#ifndef SE_WRITE_H
+#define SE_WRITE_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "se_number.h"
+#include "se_schubfach.h"
+
+#if defined(__GNUC__)
+#define se_likely(x) __builtin_expect(!!(x), 1)
+#define se_unlikely(x) __builtin_expect(!!(x), 0)
+#define se_clz64(v) __builtin_clzll(v)
+#else
+#define se_likely(x) (x)
+#define se_unlikely(x) (x)
+static inline int se_clz64(uint64_t v)  /* v != 0 */
+{
+    int n = 0;
+    while (!(v & 0x8000000000000000ULL)) {
+        v <<= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
+static const char se_two_digits[200] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t se_pow10_u64[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+/* Number of decimal digits of v (v >= 1): from the bit length, corrected by one compare. */
+static inline int se_digit_count(uint64_t v)
+{
+    int bits = 64 - se_clz64(v);
+    int n = (bits * 1233) >> 12;  /* floor(log10(2**bits)) or one less */
+    return n + (v >= se_pow10_u64[n]);
+}
+
+/* The 8 decimal digits of x < 10**8 as byte values 0..9, the first digit in the lowest
+ * byte (SWAR: split into 4+4, then 2+2 per half, then 1+1, all lanes at once). */
+static inline uint64_t se_eight_digits(uint32_t x)
+{
+    uint64_t v = (uint64_t)(x / 10000) | ((uint64_t)(x % 10000) << 32);
+    uint64_t q = ((v * 10486) >> 20) & 0x0000007F0000007FULL;  /* / 100 for < 10**4 */
+    v = q | ((v - 100 * q) << 16);
+    q = ((v * 103) >> 10) & 0x000F000F000F000FULL;             /* / 10 for < 100 */
+    return q | ((v - 10 * q) << 8);
+}
+
+/* Digits before the trailing zeros of an eight_digits() word (0 when it is 0). */
+static inline int se_significant_digits(uint64_t w)
+{
+    return w ? 8 - (se_clz64(w) >> 3) : 0;
+}
+
+#define SE_ASCII_ZEROS 0x3030303030303030ULL
+
+/* Stores 8 bytes of a word, its lowest byte first (digits in reading order). */
+static inline void se_store8(char *dst, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(dst, &w, 8);
+}
+
+/* Lays out the digit string D = first, wm, wl (ASCII, 17 digits, `more` significant
+ * digits after the first) with decimal exponent e (value d.ddd x 10**e) at p, like repr:
+ * fixed notation for -4 <= e < 16, else d.ddde+XX. Returns the end of the token. */
+static inline char *se_put_layout(char *p, uint32_t first, uint64_t wm, uint64_t wl, int more,
+                                  int e)
+{
+    if (se_likely((unsigned)(e + 4) < 4)) {
+        /* 0.000ddd: "0." and up to six zeros in one store, then the digits over them */
+        se_store8(p, 0x303030303030 * 0x10000ULL + 0x2e30);  /* "0.000000" */
+        char *d = p + 1 - e;
+        d[0] = (char)('0' + first);
+        se_store8(d + 1, wm);
+        se_store8(d + 9, wl);
+        return d + 1 + more;
+    }
+    if ((unsigned)e < 16) {
+        /* the first e + 1 digits (zeros past the last), ".", the rest or "0" */
+        char buf[64];
+        buf[0] = (char)('0' + first);
+        se_store8(buf + 1, wm);
+        se_store8(buf + 9, wl);
+        memset(buf + 17, '0', 40);
+        memcpy(p, buf, 16);
+        p[e + 1] = '.';
+        memcpy(p + e + 2, buf + e + 1, 16);
+        int fraction = more - e;
+        return p + e + 2 + (fraction > 0 ? fraction : 1);
+    }
+    /* d.ddde+XX, or de+XX for one digit */
+    p[0] = (char)('0' + first);
+    p[1] = '.';
+    se_store8(p + 2, wm);
+    se_store8(p + 10, wl);
+    p += more ? 2 + more : 1;
+    unsigned a = (unsigned)(e < 0 ? -e : e);
+    p[0] = 'e';
+    p[1] = e < 0 ? '-' : '+';
+    p += 2;
+    if (a >= 100) {
+        *p++ = (char)('0' + a / 100);
+        a %= 100;
+    }
+    memcpy(p, se_two_digits + 2 * a, 2);
+    return p + 2;
+}
+
+/* digits * 10**exponent (1 <= digits < 10**17) laid out at p; returns the token's end. */
+static inline char *se_put_decimal17(char *p, uint64_t digits, int exponent)
+{
+    /* as 17 digits d.dddddddddddddddd: a first digit and two SWAR words of eight */
+    int n = se_digit_count(digits);
+    uint64_t s17 = digits * se_pow10_u64[17 - n];
+    uint64_t hi9 = s17 / 100000000;
+    uint32_t lo8 = (uint32_t)(s17 - hi9 * 100000000);
+    uint32_t first = (uint32_t)hi9 / 100000000;
+    uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
+    uint64_t wm = se_eight_digits(mid8), wl = se_eight_digits(lo8);
+    int more = wl ? 16 - (se_clz64(wl) >> 3) : se_significant_digits(wm);
+    return se_put_layout(p, first, wm + SE_ASCII_ZEROS, wl + SE_ASCII_ZEROS, more,
+                         exponent + n - 1);
+}
+
+/* digits * 10**exponent (1 <= digits < 10**9: float32 shortest, small dtypes) at p. */
+static inline char *se_put_decimal9(char *p, uint64_t digits, int exponent)
+{
+    int n = se_digit_count(digits);
+    uint32_t s9 = (uint32_t)(digits * se_pow10_u64[9 - n]);
+    uint32_t first = s9 / 100000000;
+    uint64_t wm = se_eight_digits(s9 - first * 100000000);
+    return se_put_layout(p, first, wm + SE_ASCII_ZEROS, SE_ASCII_ZEROS,
+                         se_significant_digits(wm), exponent + n - 1);
+}
+
+static inline char *se_put_zero(char *p)  /* after the sign */
+{
+    memcpy(p, "0.0", 4);
+    return p + 3;
+}
+
+/* repr of the finite float64 with these bits. Integer-valued floats need no fast path:
+ * below 2**53 their neighbours are at most 1 away, so their shortest digits are their own. */
+static inline char *se_put_f64_bits(char *p, uint64_t bits)
+{
+    *p = '-';
+    p += bits >> 63;
+    uint64_t t = bits & ((1ULL << 52) - 1);
+    int e = (int)((bits >> 52) & 0x7ff);
+    se_decimal d;
+    if (se_likely(e != 0 && t != 0)) {
+        d = convert64(t | (1ULL << 52), e - 1075, 0);
+    } else if (e != 0) {
+        d = convert64(1ULL << 52, e - 1075, e > 1);
+    } else {
+        if (t == 0)
+            return se_put_zero(p);
+        d = convert64(t, -1074, 0);
+    }
+    return se_put_decimal17(p, d.digits, d.exponent);
+}
+
+/* The shortest float32 text of the finite float32 with these bits. */
+static inline char *se_put_f32_shortest_bits(char *p, uint32_t bits)
+{
+    *p = '-';
+    p += bits >> 31;
+    uint64_t t = bits & ((1u << 23) - 1);
+    int e = (int)((bits >> 23) & 0xff);
+    se_decimal d;
+    if (se_likely(e != 0 && t != 0)) {
+        d = convert32(t | (1u << 23), e - 150, 0);
+    } else if (e != 0) {
+        d = convert32(1u << 23, e - 150, e > 1);
+    } else {
+        if (t == 0)
+            return se_put_zero(p);
+        d = convert32(t, -149, 0);
+    }
+    return se_put_decimal9(p, d.digits, d.exponent);
+}
+
+#endif /* SE_WRITE_H */
