@@ -123,6 +123,11 @@ def versions():
                                 capture_output=True, text=True, timeout=10)
         if commit.returncode == 0:
             found["git"] = commit.stdout.strip()
+            dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "../csrc",
+                                    "."], capture_output=True, text=True, timeout=10)
+            changed = [line[3:] for line in dirty.stdout.splitlines() if line[:2] != "??"]
+            if changed:
+                found["git"] += f" + uncommitted changes in {', '.join(sorted(changed))}"
     except (OSError, subprocess.SubprocessError):
         pass
     return found
