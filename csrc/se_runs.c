@@ -98,24 +98,24 @@ static inline size_t put_bool(char *p, const unsigned char *src, const se_run_op
     return 5;
 }
 
-/* The loop, instantiated per element writer so each inlines its own. */
+/* The loop, instantiated per element writer so each inlines its own. Each token is
+ * followed by a ",", the last one taken back (writers may store past their token). */
 #define RUN_WRITER(NAME, SIZE, PUT)                                                      \
     static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
                           const se_run_options *o, int64_t *bad)                         \
     {                                                                                    \
         char *p = *out;                                                                  \
         for (int64_t i = 0; i < n; i++, src += (SIZE)) {                                 \
-            if (i)                                                                       \
-                *p++ = ',';                                                              \
             size_t len = PUT(p, src, o);                                                 \
-            if (len == 0) {                                                              \
+            if (se_unlikely(len == 0)) {                                                 \
                 *bad = i;                                                                \
                 *out = p;                                                                \
                 return SE_ERR_NONFINITE;                                                 \
             }                                                                            \
-            p += len;                                                                    \
+            p[len] = ',';                                                                \
+            p += len + 1;                                                                \
         }                                                                                \
-        *out = p;                                                                        \
+        *out = p - (n > 0);                                                              \
         return SE_OK;                                                                    \
     }
 RUN_WRITER(run_f64, 8, put_f64)

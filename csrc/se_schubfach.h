@@ -140,8 +140,38 @@ static inline se_decimal choose(uint64_t vb, uint64_t vbl, uint64_t vbr, uint64_
     return r;
 }
 
-/* The float64-table conversion, inlined into both entry points so that the common case
- * (a normal float64, regular spacing) is compiled with lower_closer = 0 folded in. */
+/* The float64-table conversion, inlined into its callers so that the common case (a normal
+ * float64, regular spacing) is compiled with lower_closer = 0 folded in. */
+#if defined(__SIZEOF_INT128__) && !defined(SE_NO_INT128)
+/* The same arithmetic as the portable version below, on 128-bit integers so that the
+ * 192-bit sums become add/adc chains: top = floor(p / 2**64), plo = p mod 2**64. */
+static inline uint64_t round_to_odd_top(se_u128 top)
+{
+    return (uint64_t)(top >> 63) | (((uint64_t)top << 1) != 0);
+}
+
+static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
+{
+    uint64_t out = c & 1;
+    uint64_t cb = c << 2;
+    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
+    int h = q + floor_log2_pow10(-k) + 2;
+    const uint64_t *g = se_g64[k - SE_G64_K_MIN];
+    uint64_t cp = cb << h;
+    se_u128 lo_prod = (se_u128)cp * g[1];
+    se_u128 top = (se_u128)cp * g[0] + (uint64_t)(lo_prod >> 64);
+    uint64_t plo = (uint64_t)lo_prod;
+    se_u128 gg = ((se_u128)g[0] << 64) | g[1];
+    /* the ends: p -/+ g << (h + 1) (g << h for cbl = cb - 1), as top and low words */
+    int sr = h + 1, sl = h + 1 - lower_closer;
+    uint64_t dr_lo = g[1] << sr, dl_lo = g[1] << sl;
+    se_u128 dr_top = gg >> (64 - sr), dl_top = gg >> (64 - sl);
+    uint64_t vb = round_to_odd_top(top);
+    uint64_t vbl = round_to_odd_top(top - dl_top - (plo < dl_lo));
+    uint64_t vbr = round_to_odd_top(top + dr_top + (uint64_t)(plo + dr_lo < plo));
+    return choose(vb, vbl, vbr, out, k);
+}
+#else
 static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
 {
     uint64_t out = c & 1;
@@ -156,6 +186,7 @@ static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
     uint64_t vbr = round_to_odd_64(add192(p, shift_g(g, h + 1)));
     return choose(vb, vbl, vbr, out, k);
 }
+#endif
 
 /* The float32-table conversion of c * 2**q (c < 2**24, a float32's range of q). */
 static inline se_decimal convert32(uint64_t c, int q, int lower_closer)

@@ -13,6 +13,10 @@
 #include "se_number.h"
 #include "se_schubfach.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__GNUC__)
 #define se_likely(x) __builtin_expect(!!(x), 1)
 #define se_unlikely(x) __builtin_expect(!!(x), 0)
@@ -127,20 +131,52 @@ static inline char *se_put_layout(char *p, uint32_t first, uint64_t wm, uint64_t
     return p + 2;
 }
 
+/* The 16 decimal digits of hi8 * 10**8 + lo8 (hi8, lo8 < 10**8) as ASCII in *wm (the
+ * first eight, first digit in the lowest byte) and *wl; returns how many of them are
+ * significant (16 minus the trailing zeros). */
+static inline int se_sixteen_digits(uint32_t hi8, uint32_t lo8, uint64_t *wm, uint64_t *wl)
+{
+#if defined(__SSE2__)
+    /* the same splits as se_eight_digits, both words at once: 10**8 -> 10**4 in 64-bit
+     * lanes, -> 100 in 32-bit lanes, -> 10 in 16-bit lanes; each quotient goes to the
+     * lower half of its lane, the remainder to the upper half (digits in reading order) */
+    __m128i v = _mm_set_epi64x((long long)lo8, (long long)hi8);
+    __m128i q = _mm_srli_epi64(_mm_mul_epu32(v, _mm_set1_epi32(109951163)), 40);
+    __m128i r = _mm_sub_epi32(v, _mm_mul_epu32(q, _mm_set1_epi32(10000)));
+    v = _mm_or_si128(q, _mm_slli_epi64(r, 32));
+    q = _mm_srli_epi16(_mm_mulhi_epu16(v, _mm_set1_epi32(5243)), 3);
+    r = _mm_sub_epi16(v, _mm_mullo_epi16(q, _mm_set1_epi32(100)));
+    v = _mm_or_si128(q, _mm_slli_epi32(r, 16));
+    q = _mm_mulhi_epu16(v, _mm_set1_epi16(6554));
+    r = _mm_sub_epi16(v, _mm_mullo_epi16(q, _mm_set1_epi16(10)));
+    v = _mm_or_si128(q, _mm_slli_epi16(r, 8));
+    unsigned zeros = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+    v = _mm_add_epi8(v, _mm_set1_epi8('0'));
+    *wm = (uint64_t)_mm_cvtsi128_si64(v);
+    *wl = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+    unsigned nonzero = ~zeros & 0xffffu;
+    return 31 - __builtin_clz((nonzero << 1) | 1);
+#else
+    uint64_t m = se_eight_digits(hi8), l = se_eight_digits(lo8);
+    *wm = m + SE_ASCII_ZEROS;
+    *wl = l + SE_ASCII_ZEROS;
+    return l ? 16 - (se_clz64(l) >> 3) : se_significant_digits(m);
+#endif
+}
+
 /* digits * 10**exponent (1 <= digits < 10**17) laid out at p; returns the token's end. */
 static inline char *se_put_decimal17(char *p, uint64_t digits, int exponent)
 {
-    /* as 17 digits d.dddddddddddddddd: a first digit and two SWAR words of eight */
+    /* as 17 digits d.dddddddddddddddd: a first digit and two words of eight */
     int n = se_digit_count(digits);
     uint64_t s17 = digits * se_pow10_u64[17 - n];
     uint64_t hi9 = s17 / 100000000;
     uint32_t lo8 = (uint32_t)(s17 - hi9 * 100000000);
     uint32_t first = (uint32_t)hi9 / 100000000;
     uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
-    uint64_t wm = se_eight_digits(mid8), wl = se_eight_digits(lo8);
-    int more = wl ? 16 - (se_clz64(wl) >> 3) : se_significant_digits(wm);
-    return se_put_layout(p, first, wm + SE_ASCII_ZEROS, wl + SE_ASCII_ZEROS, more,
-                         exponent + n - 1);
+    uint64_t wm, wl;
+    int more = se_sixteen_digits(mid8, lo8, &wm, &wl);
+    return se_put_layout(p, first, wm, wl, more, exponent + n - 1);
 }
 
 /* digits * 10**exponent (1 <= digits < 10**9: float32 shortest, small dtypes) at p. */
