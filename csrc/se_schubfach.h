@@ -128,8 +128,8 @@ static inline se_decimal choose(uint64_t vb, uint64_t vbl, uint64_t vbr, uint64_
     /* s or t: the one inside, or the closer when both are (s on a tie when even) */
     int uin = vbl + out <= s << 2;
     int win = (t << 2) + out <= vbr;
-    uint64_t mid = (s << 2) + 2;
-    int closer_s = (vb < mid) | ((vb == mid) & ((s & 1) == 0));
+    /* vb - 4s = vb & 3: below 2 s is closer, 2 a tie (exact: vb is rounded to odd) */
+    int closer_s = (vb & 3) + (s & 1) <= 2;
     int one_in = uin ^ win;
     int take_s = (one_in & uin) | ((one_in ^ 1) & closer_s);
     uint64_t r_same = t - (uint64_t)take_s;

@@ -131,15 +131,14 @@ static inline char *se_put_layout(char *p, uint32_t first, uint64_t wm, uint64_t
     return p + 2;
 }
 
-/* The 16 decimal digits of hi8 * 10**8 + lo8 (hi8, lo8 < 10**8) as ASCII in *wm (the
- * first eight, first digit in the lowest byte) and *wl; returns how many of them are
- * significant (16 minus the trailing zeros). */
-static inline int se_sixteen_digits(uint32_t hi8, uint32_t lo8, uint64_t *wm, uint64_t *wl)
-{
 #if defined(__SSE2__)
-    /* the same splits as se_eight_digits, both words at once: 10**8 -> 10**4 in 64-bit
-     * lanes, -> 100 in 32-bit lanes, -> 10 in 16-bit lanes; each quotient goes to the
-     * lower half of its lane, the remainder to the upper half (digits in reading order) */
+/* The 16 decimal digits of hi8 * 10**8 + lo8 (hi8, lo8 < 10**8) as ASCII in reading order
+ * in *digits; returns how many of them are significant (16 minus the trailing zeros). The
+ * same splits as se_eight_digits, both words at once: 10**8 -> 10**4 in 64-bit lanes,
+ * -> 100 in 32-bit lanes, -> 10 in 16-bit lanes; each quotient goes to the lower half of
+ * its lane, the remainder to the upper half. */
+static inline int se_sixteen_digits(uint32_t hi8, uint32_t lo8, __m128i *digits)
+{
     __m128i v = _mm_set_epi64x((long long)lo8, (long long)hi8);
     __m128i q = _mm_srli_epi64(_mm_mul_epu32(v, _mm_set1_epi32(109951163)), 40);
     __m128i r = _mm_sub_epi32(v, _mm_mul_epu32(q, _mm_set1_epi32(10000)));
@@ -151,32 +150,52 @@ static inline int se_sixteen_digits(uint32_t hi8, uint32_t lo8, uint64_t *wm, ui
     r = _mm_sub_epi16(v, _mm_mullo_epi16(q, _mm_set1_epi16(10)));
     v = _mm_or_si128(q, _mm_slli_epi16(r, 8));
     unsigned zeros = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
-    v = _mm_add_epi8(v, _mm_set1_epi8('0'));
-    *wm = (uint64_t)_mm_cvtsi128_si64(v);
-    *wl = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+    *digits = _mm_add_epi8(v, _mm_set1_epi8('0'));
     unsigned nonzero = ~zeros & 0xffffu;
     return 31 - __builtin_clz((nonzero << 1) | 1);
-#else
-    uint64_t m = se_eight_digits(hi8), l = se_eight_digits(lo8);
-    *wm = m + SE_ASCII_ZEROS;
-    *wl = l + SE_ASCII_ZEROS;
-    return l ? 16 - (se_clz64(l) >> 3) : se_significant_digits(m);
-#endif
 }
+#endif
 
-/* digits * 10**exponent (1 <= digits < 10**17) laid out at p; returns the token's end. */
-static inline char *se_put_decimal17(char *p, uint64_t digits, int exponent)
+/* s17 (10**16 <= s17 < 10**17) read as d.dddddddddddddddd x 10**e, laid out at p. */
+static inline char *se_put_digits17(char *p, uint64_t s17, int e)
 {
-    /* as 17 digits d.dddddddddddddddd: a first digit and two words of eight */
-    int n = se_digit_count(digits);
-    uint64_t s17 = digits * se_pow10_u64[17 - n];
+    /* a first digit and two groups of eight */
     uint64_t hi9 = s17 / 100000000;
     uint32_t lo8 = (uint32_t)(s17 - hi9 * 100000000);
     uint32_t first = (uint32_t)hi9 / 100000000;
     uint32_t mid8 = (uint32_t)hi9 - first * 100000000;
     uint64_t wm, wl;
-    int more = se_sixteen_digits(mid8, lo8, &wm, &wl);
-    return se_put_layout(p, first, wm, wl, more, exponent + n - 1);
+    int more;
+#if defined(__SSE2__)
+    __m128i digits;
+    more = se_sixteen_digits(mid8, lo8, &digits);
+    if (se_likely((unsigned)(e + 4) < 4)) {
+        /* 0.000ddd (as in se_put_layout, with the 16 digits in one store) */
+        se_store8(p, 0x303030303030 * 0x10000ULL + 0x2e30);  /* "0.000000" */
+        char *d = p + 1 - e;
+        d[0] = (char)('0' + first);
+        _mm_storeu_si128((__m128i *)(void *)(d + 1), digits);
+        return d + 1 + more;
+    }
+    wm = (uint64_t)_mm_cvtsi128_si64(digits);
+    wl = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(digits, digits));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "SSE2 on a big-endian target"
+#endif
+#else
+    uint64_t m = se_eight_digits(mid8), l = se_eight_digits(lo8);
+    wm = m + SE_ASCII_ZEROS;
+    wl = l + SE_ASCII_ZEROS;
+    more = l ? 16 - (se_clz64(l) >> 3) : se_significant_digits(m);
+#endif
+    return se_put_layout(p, first, wm, wl, more, e);
+}
+
+/* digits * 10**exponent (1 <= digits < 10**17) laid out at p; returns the token's end. */
+static inline char *se_put_decimal17(char *p, uint64_t digits, int exponent)
+{
+    int n = se_digit_count(digits);
+    return se_put_digits17(p, digits * se_pow10_u64[17 - n], exponent + n - 1);
 }
 
 /* digits * 10**exponent (1 <= digits < 10**9: float32 shortest, small dtypes) at p. */
@@ -212,9 +231,13 @@ static inline char *se_put_f64_bits(char *p, uint64_t bits)
     } else {
         if (t == 0)
             return se_put_zero(p);
-        d = convert64(t, -1074, 0);
+        d = convert64(t, -1074, 0);  /* subnormal: any number of digits */
+        return se_put_decimal17(p, d.digits, d.exponent);
     }
-    return se_put_decimal17(p, d.digits, d.exponent);
+    /* a normal float64 gives 16 or 17 digits: c * 2**q / 10**k lies in [c, 13.4 c) for
+     * 2**52 <= c < 2**53 (see floor_log10_pow2 and its three-quarters form) */
+    int big = d.digits >= 10000000000000000ULL;
+    return se_put_digits17(p, big ? d.digits : d.digits * 10, d.exponent + 15 + big);
 }
 
 /* The shortest float32 text of the finite float32 with these bits. */
