@@ -55,6 +55,7 @@ static void fill(const small_format *f, unsigned bits, se_lut_slot *exact, se_lu
         n = se_write_f64(buf, sign ? -v : v);
     }
     memcpy(exact->text, buf, n);
+    exact->text[n] = ',';
     exact->len = (uint8_t)n;
     /* shortest: the fewest digits that read back to this pattern at its own precision */
     if (c == 0) {
@@ -64,6 +65,7 @@ static void fill(const small_format *f, unsigned bits, se_lut_slot *exact, se_lu
     se_decimal d = se_shortest_binary(c, q, t == 0 && e > 1);
     n = se_write_decimal(buf, (int)sign, d.digits, d.exponent);
     memcpy(shortest->text, buf, n);
+    shortest->text[n] = ',';
     shortest->len = (uint8_t)n;
 }
 

@@ -14,7 +14,8 @@
 
 #define SE_LUT_SLOT 32
 
-/* One token. len == 0 marks a non-finite pattern; then text[0] is 'N' (NaN), '+' or '-'
+/* One token, followed by a "," (text[len]) so that a run can copy token and separator at
+ * once. len == 0 marks a non-finite pattern; then text[0] is 'N' (NaN), '+' or '-'
  * (infinity of that sign). Copying a whole slot (SE_LUT_SLOT bytes) is allowed. */
 typedef struct {
     char text[SE_LUT_SLOT - 1];
