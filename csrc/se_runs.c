@@ -35,15 +35,10 @@ static inline size_t put_f64(char *p, const unsigned char *src, const se_run_opt
 static inline size_t put_f32_exact(char *p, const unsigned char *src, const se_run_options *o)
 {
     uint32_t bits;
-    float v;
     memcpy(&bits, src, 4);
-    memcpy(&v, src, 4);
     if (se_unlikely((bits & 0x7f800000u) == 0x7f800000u))
         return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
-    double d = (double)v;  /* exact */
-    uint64_t dbits;
-    memcpy(&dbits, &d, 8);
-    return (size_t)(se_put_f64_bits(p, dbits) - p);
+    return (size_t)(se_put_f32_exact_bits(p, bits) - p);
 }
 
 static inline size_t put_f32_shortest(char *p, const unsigned char *src, const se_run_options *o)

@@ -240,6 +240,36 @@ static inline char *se_put_f64_bits(char *p, uint64_t bits)
     return se_put_digits17(p, big ? d.digits : d.digits * 10, d.exponent + 15 + big);
 }
 
+/* repr of the finite float32 with these bits, widened to float64 (exact). A normal float32
+ * is c * 2**q with c < 2**24, as a float64 the significand c << 29 (even: the interval's ends
+ * are included, out = 0 folds away) and the same spacing rule: its lower neighbour is closer
+ * exactly when the fraction is 0. */
+static inline char *se_put_f32_exact_bits(char *p, uint32_t bits)
+{
+    *p = '-';
+    p += bits >> 31;
+    uint64_t t = bits & ((1u << 23) - 1);
+    int e = (int)((bits >> 23) & 0xff);
+    se_decimal d;
+    if (se_likely(e != 0 && t != 0)) {
+        d = convert64((t | (1u << 23)) << 29, e - 179, 0);
+    } else if (e != 0) {
+        d = convert64(1ULL << 52, e - 179, 1);
+    } else {
+        if (t == 0)
+            return se_put_zero(p);
+        float f;
+        uint32_t magnitude = bits & 0x7fffffffu;
+        memcpy(&f, &magnitude, 4);
+        double v = (double)f;  /* a subnormal float32 is a normal float64 */
+        uint64_t vbits;
+        memcpy(&vbits, &v, 8);
+        return se_put_f64_bits(p, vbits);
+    }
+    int big = d.digits >= 10000000000000000ULL;  /* as in se_put_f64_bits */
+    return se_put_digits17(p, big ? d.digits : d.digits * 10, d.exponent + 15 + big);
+}
+
 /* The shortest float32 text of the finite float32 with these bits. */
 static inline char *se_put_f32_shortest_bits(char *p, uint32_t bits)
 {
