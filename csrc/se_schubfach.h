@@ -143,10 +143,13 @@ static inline se_decimal choose(uint64_t vb, uint64_t vbl, uint64_t vbr, uint64_
 /* The float64-table conversion, inlined into its callers so that the common case (a normal
  * float64, regular spacing) is compiled with lower_closer = 0 folded in. */
 #if defined(__SIZEOF_INT128__) && !defined(SE_NO_INT128)
-/* The same arithmetic as the portable version below, on 128-bit integers so that the
- * 192-bit sums become add/adc chains: top = floor(p / 2**64), plo = p mod 2**64. */
-static inline uint64_t round_to_odd_top(se_u128 top)
+/* The same values as the portable version below: p -/+ g << (h + 1) is the product of g
+ * with (cb -/+ 2) << h exactly (cb - 1 for lower_closer), so on 128-bit integers each end is
+ * its own 64x128-bit multiply, cheaper than the 192-bit sums. */
+static inline uint64_t round_to_odd_product(uint64_t cp, const uint64_t *g)
 {
+    se_u128 lo = (se_u128)cp * g[1];
+    se_u128 top = (se_u128)cp * g[0] + (uint64_t)(lo >> 64);  /* floor(cp * g / 2**64) */
     return (uint64_t)(top >> 63) | (((uint64_t)top << 1) != 0);
 }
 
@@ -157,18 +160,9 @@ static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
     int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
     int h = q + floor_log2_pow10(-k) + 2;
     const uint64_t *g = se_g64[k - SE_G64_K_MIN];
-    uint64_t cp = cb << h;
-    se_u128 lo_prod = (se_u128)cp * g[1];
-    se_u128 top = (se_u128)cp * g[0] + (uint64_t)(lo_prod >> 64);
-    uint64_t plo = (uint64_t)lo_prod;
-    se_u128 gg = ((se_u128)g[0] << 64) | g[1];
-    /* the ends: p -/+ g << (h + 1) (g << h for cbl = cb - 1), as top and low words */
-    int sr = h + 1, sl = h + 1 - lower_closer;
-    uint64_t dr_lo = g[1] << sr, dl_lo = g[1] << sl;
-    se_u128 dr_top = gg >> (64 - sr), dl_top = gg >> (64 - sl);
-    uint64_t vb = round_to_odd_top(top);
-    uint64_t vbl = round_to_odd_top(top - dl_top - (plo < dl_lo));
-    uint64_t vbr = round_to_odd_top(top + dr_top + (uint64_t)(plo + dr_lo < plo));
+    uint64_t vb = round_to_odd_product(cb << h, g);
+    uint64_t vbl = round_to_odd_product((cb - 2 + (uint64_t)lower_closer) << h, g);
+    uint64_t vbr = round_to_odd_product((cb + 2) << h, g);
     return choose(vb, vbl, vbr, out, k);
 }
 #else
@@ -196,13 +190,12 @@ static inline se_decimal convert32(uint64_t c, int q, int lower_closer)
     int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
     int h = q + floor_log2_pow10(-k) + 33;
     uint64_t g = se_g32[k - SE_G32_K_MIN];
-    uint64_t p_lo, p_hi = mul_hi64(g, cb << h, &p_lo);
-    /* the ends: cp * g -/+ g << (h + 1) (g << h for cbl = cb - 1), in 128 bits */
-    uint64_t dr_lo = g << (h + 1), dr_hi = g >> (63 - h);
-    uint64_t dl_lo = lower_closer ? g << h : dr_lo, dl_hi = lower_closer ? g >> (64 - h) : dr_hi;
-    uint64_t vb = round_to_odd_32(p_hi);
-    uint64_t vbl = round_to_odd_32(p_hi - dl_hi - (p_lo < dl_lo));
-    uint64_t vbr = round_to_odd_32(p_hi + dr_hi + (p_lo + dr_lo < p_lo));
+    /* each end its own product, with (cb -/+ 2) << h (cb - 1 for lower_closer): exactly
+     * cp * g -/+ g << (h + 1) (or g << h), one multiply instead of 128-bit sums */
+    uint64_t lo;
+    uint64_t vb = round_to_odd_32(mul_hi64(g, cb << h, &lo));
+    uint64_t vbl = round_to_odd_32(mul_hi64(g, (cb - 2 + (uint64_t)lower_closer) << h, &lo));
+    uint64_t vbr = round_to_odd_32(mul_hi64(g, (cb + 2) << h, &lo));
     return choose(vb, vbl, vbr, out, k);
 }
 
