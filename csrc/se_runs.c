@@ -23,33 +23,6 @@ static inline size_t put_nonfinite(char *p, int kind, se_nonfinite policy)
     return n;
 }
 
-static inline size_t put_f64(char *p, const unsigned char *src, const se_run_options *o)
-{
-    uint64_t bits;
-    memcpy(&bits, src, 8);
-    if (se_unlikely((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL))
-        return put_nonfinite(p, (bits << 12) ? 0 : 1 + (int)(bits >> 63), o->nonfinite);
-    return (size_t)(se_put_f64_bits(p, bits) - p);
-}
-
-static inline size_t put_f32_exact(char *p, const unsigned char *src, const se_run_options *o)
-{
-    uint32_t bits;
-    memcpy(&bits, src, 4);
-    if (se_unlikely((bits & 0x7f800000u) == 0x7f800000u))
-        return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
-    return (size_t)(se_put_f32_exact_bits(p, bits) - p);
-}
-
-static inline size_t put_f32_shortest(char *p, const unsigned char *src, const se_run_options *o)
-{
-    uint32_t bits;
-    memcpy(&bits, src, 4);
-    if (se_unlikely((bits & 0x7f800000u) == 0x7f800000u))
-        return put_nonfinite(p, (bits << 9) ? 0 : 1 + (int)(bits >> 31), o->nonfinite);
-    return (size_t)(se_put_f32_shortest_bits(p, bits) - p);
-}
-
 #define INTEGER_WRITER(NAME, TYPE)                                                      \
     static inline size_t NAME(char *p, const unsigned char *src, const se_run_options *o) \
     {                                                                                    \
@@ -93,15 +66,45 @@ static inline size_t put_bool(char *p, const unsigned char *src, const se_run_op
         *out = p - (n > 0);                                                              \
         return SE_OK;                                                                    \
     }
-RUN_WRITER(run_f64, 8, put_f64)
-RUN_WRITER(run_f32_exact, 4, put_f32_exact)
-RUN_WRITER(run_f32_shortest, 4, put_f32_shortest)
 RUN_WRITER(run_i8, 1, put_i8)
 RUN_WRITER(run_i16, 2, put_i16)
 RUN_WRITER(run_i32, 4, put_i32)
 RUN_WRITER(run_i64, 8, put_i64)
 RUN_WRITER(run_u8, 1, put_u8)
 RUN_WRITER(run_bool, 1, put_bool)
+
+/* The float dtypes: the bits are classified here, so that the finite path is the
+ * writer's pointer arithmetic alone (no length to test). A non-finite element takes its
+ * policy's token, or stops the run. */
+#define FLOAT_RUN_WRITER(NAME, TYPE, EXP_MASK, SIGN_SHIFT, PUT_BITS)                      \
+    static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
+                          const se_run_options *o, int64_t *bad)                         \
+    {                                                                                    \
+        char *p = *out;                                                                  \
+        for (int64_t i = 0; i < n; i++, src += sizeof(TYPE)) {                           \
+            TYPE bits;                                                                   \
+            memcpy(&bits, src, sizeof bits);                                             \
+            if (se_likely((bits & (EXP_MASK)) != (EXP_MASK))) {                          \
+                p = PUT_BITS(p, bits);                                                   \
+            } else {                                                                     \
+                TYPE fraction = bits & ~(EXP_MASK) & ~((TYPE)1 << (SIGN_SHIFT));          \
+                int kind = fraction ? 0 : 1 + (int)(bits >> (SIGN_SHIFT));               \
+                size_t len = put_nonfinite(p, kind, o->nonfinite);                       \
+                if (len == 0) {                                                          \
+                    *bad = i;                                                            \
+                    *out = p;                                                            \
+                    return SE_ERR_NONFINITE;                                             \
+                }                                                                        \
+                p += len;                                                                \
+            }                                                                            \
+            *p++ = ',';                                                                  \
+        }                                                                                \
+        *out = p - (n > 0);                                                              \
+        return SE_OK;                                                                    \
+    }
+FLOAT_RUN_WRITER(run_f64, uint64_t, 0x7ff0000000000000ULL, 63, se_put_f64_bits)
+FLOAT_RUN_WRITER(run_f32_exact, uint32_t, 0x7f800000u, 31, se_put_f32_exact_bits)
+FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortest_bits)
 
 /* The small float dtypes, by table. A slot holds the token and its "," (se_lut.h); the
  * first 24 bytes of a slot cover every finite token of these formats with its ","
