@@ -153,26 +153,31 @@ static inline uint64_t round_to_odd_product(uint64_t cp, const uint64_t *g)
     return (uint64_t)(top >> 63) | (((uint64_t)top << 1) != 0);
 }
 
-static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
+/* With k given as its table index and h given (looked up per exponent by the float32 loop). */
+static inline se_decimal convert64_at(uint64_t c, int k_index, int h, int lower_closer)
 {
     uint64_t out = c & 1;
     uint64_t cb = c << 2;
-    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
-    int h = q + floor_log2_pow10(-k) + 2;
-    const uint64_t *g = se_g64[k - SE_G64_K_MIN];
+    int k = k_index + SE_G64_K_MIN;
+    const uint64_t *g = se_g64[k_index];
     uint64_t vb = round_to_odd_product(cb << h, g);
     uint64_t vbl = round_to_odd_product((cb - 2 + (uint64_t)lower_closer) << h, g);
     uint64_t vbr = round_to_odd_product((cb + 2) << h, g);
     return choose(vb, vbl, vbr, out, k);
 }
-#else
+
 static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
+{
+    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
+    return convert64_at(c, k - SE_G64_K_MIN, q + floor_log2_pow10(-k) + 2, lower_closer);
+}
+#else
+static inline se_decimal convert64_at(uint64_t c, int k_index, int h, int lower_closer)
 {
     uint64_t out = c & 1;
     uint64_t cb = c << 2;
-    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
-    int h = q + floor_log2_pow10(-k) + 2;
-    const uint64_t *g = se_g64[k - SE_G64_K_MIN];
+    int k = k_index + SE_G64_K_MIN;
+    const uint64_t *g = se_g64[k_index];
     /* (cb -/+ 2) << h times g = cp * g -/+ g << (h + 1); cbl = cb - 1: g << h */
     u192 p = mul_64x128(cb << h, g);
     uint64_t vb = round_to_odd_64(p);
@@ -180,16 +185,22 @@ static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
     uint64_t vbr = round_to_odd_64(add192(p, shift_g(g, h + 1)));
     return choose(vb, vbl, vbr, out, k);
 }
+
+static inline se_decimal convert64(uint64_t c, int q, int lower_closer)
+{
+    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
+    return convert64_at(c, k - SE_G64_K_MIN, q + floor_log2_pow10(-k) + 2, lower_closer);
+}
 #endif
 
-/* The float32-table conversion of c * 2**q (c < 2**24, a float32's range of q). */
-static inline se_decimal convert32(uint64_t c, int q, int lower_closer)
+/* The float32-table conversion of c * 2**q (c < 2**24, a float32's range of q), with k as
+ * its table index and h given. */
+static inline se_decimal convert32_at(uint64_t c, int k_index, int h, int lower_closer)
 {
     uint64_t out = c & 1;
     uint64_t cb = c << 2;
-    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
-    int h = q + floor_log2_pow10(-k) + 33;
-    uint64_t g = se_g32[k - SE_G32_K_MIN];
+    int k = k_index + SE_G32_K_MIN;
+    uint64_t g = se_g32[k_index];
     /* each end its own product, with (cb -/+ 2) << h (cb - 1 for lower_closer): exactly
      * cp * g -/+ g << (h + 1) (or g << h), one multiply instead of 128-bit sums */
     uint64_t lo;
@@ -197,6 +208,12 @@ static inline se_decimal convert32(uint64_t c, int q, int lower_closer)
     uint64_t vbl = round_to_odd_32(mul_hi64(g, (cb - 2 + (uint64_t)lower_closer) << h, &lo));
     uint64_t vbr = round_to_odd_32(mul_hi64(g, (cb + 2) << h, &lo));
     return choose(vb, vbl, vbr, out, k);
+}
+
+static inline se_decimal convert32(uint64_t c, int q, int lower_closer)
+{
+    int k = lower_closer ? floor_log10_three_quarters_pow2(q) : floor_log10_pow2(q);
+    return convert32_at(c, k - SE_G32_K_MIN, q + floor_log2_pow10(-k) + 33, lower_closer);
 }
 
 #endif /* SE_SCHUBFACH_H */

@@ -225,7 +225,7 @@ static inline char *se_put_f64_bits(char *p, uint64_t bits)
     int e = (int)((bits >> 52) & 0x7ff);
     se_decimal d;
     if (se_likely(e != 0 && t != 0)) {
-        d = convert64(t | (1ULL << 52), e - 1075, 0);
+        d = convert64_at(t | (1ULL << 52), se_f64_kh[e][0], se_f64_kh[e][1], 0);
     } else if (e != 0) {
         d = convert64(1ULL << 52, e - 1075, e > 1);
     } else {
@@ -252,7 +252,7 @@ static inline char *se_put_f32_exact_bits(char *p, uint32_t bits)
     int e = (int)((bits >> 23) & 0xff);
     se_decimal d;
     if (se_likely(e != 0 && t != 0)) {
-        d = convert64((t | (1u << 23)) << 29, e - 179, 0);
+        d = convert64_at((t | (1u << 23)) << 29, se_f32_exact_kh[e][0], se_f32_exact_kh[e][1], 0);
     } else if (e != 0) {
         d = convert64(1ULL << 52, e - 179, 1);
     } else {
@@ -279,7 +279,7 @@ static inline char *se_put_f32_shortest_bits(char *p, uint32_t bits)
     int e = (int)((bits >> 23) & 0xff);
     se_decimal d;
     if (se_likely(e != 0 && t != 0)) {
-        d = convert32(t | (1u << 23), e - 150, 0);
+        d = convert32_at(t | (1u << 23), se_f32_shortest_kh[e][0], se_f32_shortest_kh[e][1], 0);
     } else if (e != 0) {
         d = convert32(1u << 23, e - 150, e > 1);
     } else {

@@ -12,6 +12,9 @@ scaled into [2**125, 2**126):
 stored as a high word (62 bits) and a low word (64 bits); the float32 path uses the top 63
 bits plus one. Everything is computed with Python integers, so the table is exact.
 
+Per biased exponent of float64 and float32 it also tabulates the index of g(k) and the
+shift h, which the float loops look up instead of computing them from q.
+
 The script also proves, over every exponent the C code can pass, the multiply-and-shift
 forms of floor(q * log10(2)), floor(log10(3/4 * 2**q)) and floor(e * log2(10)) that
 se_shortest.c uses instead of floating-point logarithms.
@@ -91,6 +94,40 @@ def k_range(q_range):
     return lo, hi
 
 
+def exponent_tables(k64, k32):
+    """Per biased exponent e (regular spacing): the table index k - K_MIN and the shift h
+    that the conversion would compute from q, so the float loops look them up. float64:
+    c * 2**(e - 1075); float32 exact mode converts the float64 c << 29 * 2**(e - 179),
+    shortest mode c * 2**(e - 150)."""
+    def entry(q, k_min, extra):
+        k = floor_log10_pow2(q)
+        h = q + floor_log2_pow10(-k) + extra
+        return k - k_min, h
+
+    out = [
+        "/* se_f64_kh[e] = {k - SE_G64_K_MIN, h} of a float64 with biased exponent e (regular",
+        " * spacing); entries 0 and 2047 are unused copies of 1 and 2046 */",
+        "static const int16_t se_f64_kh[2048][2] = {",
+    ]
+    for e in range(2048):
+        index, h = entry(min(max(e, 1), 2046) - 1075, k64[0], 2)
+        out.append(f"    {{{index}, {h}}},  /* e = {e} */")
+    out += ["};", ""]
+    for name, what, k_min, q_of, extra in (
+        ("se_f32_exact_kh", "exact (float64 table)", k64[0], lambda e: e - 179, 2),
+        ("se_f32_shortest_kh", "shortest (float32 table)", k32[0], lambda e: e - 150, 33),
+    ):
+        out.append(f"/* {name}[e] = {{k - K_MIN, h}} of a float32 with biased exponent e, {what};")
+        out.append(" * entries 0 and 255 (subnormals, non-finite) are unused copies of 1 and 254 */")
+        out.append(f"static const int16_t {name}[256][2] = {{")
+        for e in range(256):
+            index, h = entry(q_of(min(max(e, 1), 254)), k_min, extra)
+            out.append(f"    {{{index}, {h}}},  /* e = {e} */")
+        out.append("};")
+        out.append("")
+    return out
+
+
 def render():
     check_shift_formulas()
     k64 = k_range(Q64)
@@ -122,6 +159,7 @@ def render():
         lines.append(f"    0x{(g126(k) >> 63) + 1:016x}u,  /* k = {k} */")
     lines.append("};")
     lines.append("")
+    lines += exponent_tables(k64, k32)
     lines.append("#endif /* SE_TABLES_H */")
     return "\n".join(lines) + "\n"
 
