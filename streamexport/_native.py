@@ -37,16 +37,7 @@ from .errors import (
     BufferSizeError, NonFiniteError, ShapeError, UnsupportedDtypeError,
 )
 
-DTYPES = (
-    "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
-    "int8", "int16", "int32", "int64", "uint8", "bool",
-)
-ITEMSIZE = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1,
-    "float8_e5m2": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "bool": 1,
-}
-FLOAT_FORMATS = ("exact", "shortest")
-NONFINITE_POLICIES = ("error", "null", "string", "literal")
+from .dtypes import DTYPES, FLOAT_FORMATS, ITEMSIZE, NONFINITE_POLICIES  # noqa: F401
 
 # struct codes (native byte order, standard sizes) of the dtypes whose elements are integers
 # or IEEE binary32/binary64 the platform already decodes; the others are read as bit patterns.

@@ -45,25 +45,16 @@ with the ``ndim`` closing brackets. A 0-d tensor is its bare token. An empty ten
 dimension 0) is formatted by one call with ``start == count == 0`` and gives the nested
 empty lists of ``tolist()`` (``(2, 0)`` -> ``[[],[]]``, ``(0, 3)`` -> ``[]``).
 
-Errors: UnsupportedDtypeError (unknown dtype), BufferSizeError (buffer length does not
-match count and dtype), ShapeError (negative dimension, element count over 2**63, a range
-outside the tensor), NonFiniteError, ValueError (unknown float_format or nonfinite).
+A chunk with ``count == 0`` of a non-empty tensor is ``b""`` (brackets belong to elements).
+
+Errors, checked in this order: UnsupportedDtypeError (unknown dtype), ValueError (unknown
+float_format or nonfinite), ShapeError (a dimension outside 0..2**63-1, an element count over
+2**63-1, a range outside the tensor), BufferSizeError (a buffer that is not C-contiguous, or
+whose length is not count * itemsize); NonFiniteError while formatting.
 """
 import os
 
-from .errors import StreamExportError
-
-DTYPES = (
-    "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
-    "int8", "int16", "int32", "int64", "uint8", "bool",
-)
-ITEMSIZE = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1,
-    "float8_e5m2": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "bool": 1,
-}
-FLOAT_DTYPES = frozenset(DTYPES[:6])
-FLOAT_FORMATS = ("exact", "shortest")
-NONFINITE_POLICIES = ("error", "null", "string", "literal")
+from .dtypes import DTYPES, FLOAT_DTYPES, FLOAT_FORMATS, ITEMSIZE, NONFINITE_POLICIES
 
 
 def _truthy(name):
@@ -87,5 +78,5 @@ format_chunk, IMPLEMENTATION = _pick()
 
 __all__ = [
     "format_chunk", "IMPLEMENTATION", "DTYPES", "ITEMSIZE", "FLOAT_DTYPES",
-    "FLOAT_FORMATS", "NONFINITE_POLICIES", "StreamExportError",
+    "FLOAT_FORMATS", "NONFINITE_POLICIES",
 ]

@@ -1,0 +1,14 @@
+"""The names the formatter contract is written in, shared by the C glue's callers, the
+pure-Python twin and the tests (the C core keeps its own enum, checked against these)."""
+
+DTYPES = (
+    "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+    "int8", "int16", "int32", "int64", "uint8", "bool",
+)
+ITEMSIZE = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1,
+    "float8_e5m2": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "bool": 1,
+}
+FLOAT_DTYPES = frozenset(DTYPES[:6])
+FLOAT_FORMATS = ("exact", "shortest")
+NONFINITE_POLICIES = ("error", "null", "string", "literal")
