@@ -64,6 +64,12 @@ static void fill(const small_format *f, unsigned bits, se_lut_slot *exact, se_lu
     }
     se_decimal d = se_shortest_binary(c, q, t == 0 && e > 1);
     n = se_write_decimal(buf, (int)sign, d.digits, d.exponent);
+    if (n > exact->len) {
+        /* The fewest digits are a power of ten padded with zeros (bfloat16 9984 would be
+         * "10000.0"): the exact token is the shorter text. */
+        memcpy(shortest, exact, sizeof *shortest);
+        return;
+    }
     memcpy(shortest->text, buf, n);
     shortest->text[n] = ',';
     shortest->len = (uint8_t)n;

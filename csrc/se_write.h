@@ -270,7 +270,22 @@ static inline char *se_put_f32_exact_bits(char *p, uint32_t bits)
     return se_put_digits17(p, big ? d.digits : d.digits * 10, d.exponent + 15 + big);
 }
 
-/* The shortest float32 text of the finite float32 with these bits. */
+/* The token at [p, end) or the exact token of the float32 magnitude_bits, whichever is
+ * shorter text. Fixed notation pads a power of ten with zeros: the float32 99999997952 has
+ * the fewest digits "1e11" but prints "100000000000.0", one character more than its exact
+ * "99999997952.0". Only values in [1e10, 1e16) can meet this, so only they come here. */
+static inline char *se_shorter_of_exact_f32(char *p, char *end, uint32_t magnitude_bits)
+{
+    char exact[SE_TOKEN_SPACE];
+    char *exact_end = se_put_f32_exact_bits(exact, magnitude_bits);
+    if (exact_end - exact >= end - p)
+        return end;
+    memcpy(p, exact, (size_t)(exact_end - exact));
+    return p + (exact_end - exact);
+}
+
+/* The shortest float32 text of the finite float32 with these bits: the fewest significant
+ * digits that read back, or the exact token where that is shorter (see above). */
 static inline char *se_put_f32_shortest_bits(char *p, uint32_t bits)
 {
     *p = '-';
@@ -287,7 +302,13 @@ static inline char *se_put_f32_shortest_bits(char *p, uint32_t bits)
             return se_put_zero(p);
         d = convert32(t, -149, 0);
     }
-    return se_put_decimal9(p, d.digits, d.exponent);
+    char *end = se_put_decimal9(p, d.digits, d.exponent);
+    float magnitude;
+    uint32_t magnitude_bits = bits & 0x7fffffffu;
+    memcpy(&magnitude, &magnitude_bits, 4);
+    if (se_unlikely(magnitude >= 1e10f && magnitude < 1e16f))
+        return se_shorter_of_exact_f32(p, end, magnitude_bits);
+    return end;
 }
 
 #endif /* SE_WRITE_H */

@@ -20,9 +20,11 @@ Choices where the contract is silent (the C core makes the same ones):
   their product <= 2**63 - 1), the range (start >= 0, count >= 0, start + count <= elements),
   then the buffer (C-contiguous, else BufferSizeError; exactly count * itemsize bytes).
 * A chunk with ``count == 0`` of a non-empty tensor is ``b""``: brackets belong to elements.
-* "Shortest" counts significant digits. Laid out by repr's rules, a value just below a power
-  of ten can then be one character longer than its exact token: bfloat16 9984 -> "10000.0"
-  (exact "9984.0"), float8 96 -> "100.0" (exact "96.0").
+* "Shortest" is the shortest *text*: the decimal with the fewest significant digits that
+  rounds back, unless the exact token (repr of the widened value, which always rounds back) is
+  shorter as text. That happens only when the fewest digits are a power of ten written out in
+  fixed notation: bfloat16 9984 -> "9984.0", not "10000.0"; float8 96 -> "96.0", not "100.0".
+  So a shortest token is never longer than the exact one.
 * float8_e4m3fn rounds like IEEE with NaN for overflow: 464 (448 + ulp/2) rounds to 448 by
   ties-to-even, anything above is NaN, so 448's interval ends at 464 and its token is "450.0".
   (torch's own cast saturates everything above 448 to 448; a reader doing that accepts more.)
@@ -318,7 +320,15 @@ def shortest_digits(value, low, high, inclusive):
 
 @functools.lru_cache(maxsize=1 << 18)   # the 16- and 8-bit dtypes have few patterns: compute each once
 def shortest_token(bits, dtype):
-    """The ``shortest`` token of a finite pattern of a float dtype."""
+    """The ``shortest`` token of a finite pattern of a float dtype: the fewest-digits token,
+    or the exact token where that is shorter text."""
+    fewest = fewest_digits_token(bits, dtype)
+    exact = repr(decode(bits, dtype))
+    return exact if len(exact) < len(fewest) else fewest
+
+
+def fewest_digits_token(bits, dtype):
+    """The closest decimal with the fewest significant digits that rounds back, laid out by repr."""
     fmt = FORMATS[dtype]
     negative = fmt.is_negative(bits)
     significand, _ = fmt.significand_exponent(bits)

@@ -26,9 +26,11 @@ Contract of ``format_chunk`` (both implementations, byte for byte):
     The chunk is the elements with flat, row-major indices ``[start, start + count)``.
 ``float_format``
     ``"exact"``: every float is ``repr(float(x))`` of the element widened to float64 -- what
-    ``json.dumps(tensor.tolist())`` writes. ``"shortest"``: the shortest decimal that rounds
-    back to the same bits at the element's own dtype (closest to the value when several are
-    shortest), laid out by the rules of Python's repr; float64 and non-floats are unaffected.
+    ``json.dumps(tensor.tolist())`` writes. ``"shortest"``: the shortest text that rounds
+    back to the same bits at the element's own dtype: the fewest significant digits (closest
+    to the value when several qualify), laid out by the rules of Python's repr, unless the
+    exact token is shorter text (a power of ten padded with zeros: bfloat16 9984 is
+    ``9984.0``, not ``10000.0``); float64 and non-floats are unaffected.
 ``nonfinite``
     For NaN and +-infinity: ``"error"`` raises NonFiniteError whose ``index`` is the flat index
     in the tensor of the first one; ``"null"`` writes ``null``; ``"string"`` writes ``"NaN"``,
