@@ -12,7 +12,9 @@ The runs (each is one `python -m streamexport.bench` invocation, so each has its
 * rss   -- float32 at 0.5 GB and 2 GB (the latter with one 1 GB tensor): export's peak RSS
            as the checkpoint grows, against the orjson streamer's (outputs not checked: the
            main run checks the same code paths);
-* bf16  -- bfloat16, 128 MB: export and the orjson streamer.
+* bf16  -- bfloat16, 128 MB: export and the orjson streamer;
+* default -- `python -m streamexport.bench` with no argument (2 MB float32 and bfloat16), to
+           show how long the quick run takes.
 """
 import argparse
 import json
@@ -31,6 +33,7 @@ RUNS = {
             "--only", "export-exact,orjson-f64"],
     "bf16": ["--size", "128MB", "--dtype", "bfloat16",
              "--only", "export-exact,export-shortest,orjson-f64,orjson-native"],
+    "default": [],      # `python -m streamexport.bench` as is: how long the quick run takes
 }
 QUICK = {
     "main": ["--size", "256KB", "--dtype", "float32", "--adapter-size", "256KB", "--repeat", "2",
@@ -40,6 +43,8 @@ QUICK = {
             "--only", "export-exact,orjson-f64"],
     "bf16": ["--size", "256KB", "--dtype", "bfloat16",
              "--only", "export-exact,export-shortest,orjson-f64,orjson-native"],
+    "default": ["--size", "64KB", "--adapter-size", "64KB", "--formatter-elements", "4096",
+                "--export-section-size", "64KB"],
 }
 
 
@@ -97,7 +102,9 @@ def render_results(reports, out, plot_name="bench.png"):
                   or [0.0])
     shared = ("The machine was shared with other jobs while recording (a 1-minute load average "
               f"up to {busiest:.1f} on {cpus} CPUs), so the figures are conservative. "
-              if busiest > 0.75 * cpus else "")
+              if busiest > 0.75 * cpus else
+              "The machine is shared with other engineers' jobs; the bench itself keeps about one "
+              "CPU busy, so a 1-minute load average near 1 means it ran mostly alone. ")
     lines += [shared + "Load averages (1/5/15 minutes) at the start and end of each run: "
               + "; ".join(f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}"
                           for name, l in loads) + ".", ""]
@@ -116,7 +123,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the script")
     parser.add_argument("--out", default=HERE, help="where to write (default: benchmarks/)")
-    parser.add_argument("--only", default=",".join(RUNS), help="runs to make (main,bf16,rss)")
+    parser.add_argument("--only", default=",".join(RUNS),
+                        help=f"runs to make (default {','.join(RUNS)})")
     parser.add_argument("--render-only", action="store_true",
                         help="only rebuild RESULTS.md and the plot from results/*.json")
     args = parser.parse_args(argv)

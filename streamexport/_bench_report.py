@@ -234,9 +234,12 @@ def render(report, markdown=False):
         out.append("")
         notes = [f"{r['contender']} on {r['dataset']}: {r['check']['detail']}"
                  for r in report["results"] if (r.get("check") or {}).get("detail")]
-        out.append("checks (before timing):" if not markdown else "Checks, made before timing:")
-        out.append("")
-        out += [("- " if markdown else "  ") + n for n in notes]
+        if notes:
+            out.append("checks (before timing):" if not markdown else "Checks, made before timing:")
+            out.append("")
+            out += [("- " if markdown else "  ") + n for n in notes]
+        else:
+            out.append("Outputs not checked in this run (--no-check).")
         errors = [f"{r['contender']} on {r['dataset']}: {r['error']}" for r in report["results"]
                   if r.get("error")]
         if errors:
@@ -244,6 +247,10 @@ def render(report, markdown=False):
             out.append("errors:")
             out += [("- " if markdown else "  ") + e for e in errors]
         out.append("")
+        seconds = report.get("seconds")
+        if seconds:
+            out.append(f"The whole run took {seconds:.0f} s.")
+            out.append("")
         if report.get("baseline"):
             b = report["baseline"]
             out.append(f"RSS floor (interpreter + torch, numpy, orjson, streamexport imports): "
