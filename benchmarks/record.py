@@ -108,6 +108,20 @@ def render_results(reports, out, plot_name="bench.png"):
     lines += [shared + "Load averages (1/5/15 minutes) at the start and end of each run: "
               + "; ".join(f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}"
                           for name, l in loads) + ".", ""]
+    others = sorted(f for f in os.listdir(os.path.join(out, "results"))
+                    if f.endswith(".json") and f[:-5] not in RUNS) \
+        if os.path.isdir(os.path.join(out, "results")) else []
+    if others:
+        lines += ["Other recorded runs, kept to show the spread between runs on this machine "
+                  "(their JSON is in `results/`):", ""]
+        for name in others:
+            with open(os.path.join(out, "results", name)) as f:
+                other = json.load(f)
+            found = "; ".join(f"{t['name']} {t['measured'].split(' (')[0]}"
+                              for t in evaluate_targets(other))
+            lines.append(f"- `{name}` ({other['date']}, load {_load(other['load_average'].get('start'))}"
+                         f" -> {_load(other['load_average'].get('end'))}): {found}")
+        lines.append("")
     for name, report in reports.items():
         text = render(report, markdown=True)
         lines += [f"# Run `{name}`", "", text.replace("\n## ", "\n### ").replace("## ", "### ", 1)]
