@@ -193,6 +193,7 @@ def test_name_collision_is_an_error_naming_both(tmp_path):
     lambda: torch.eye(3).to_sparse(),
     lambda: torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.quint8),
 ], ids=["complex", "sparse", "quantized"])
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")  # deprecated, still exists
 def test_unsupported_tensors_fail_before_any_output(tmp_path, make):
     path = save({"a": torch.ones(1), "bad.weight": make()}, tmp_path)
     out = tmp_path / "out.json"
