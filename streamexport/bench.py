@@ -25,6 +25,7 @@ import argparse
 import datetime
 import filecmp
 import json
+import math
 import os
 import platform
 import re
@@ -211,7 +212,7 @@ def describe_checkpoint(path):
     """Describe a checkpoint given on the command line (any source streamexport reads)."""
     from .sources import open_checkpoint
     with open_checkpoint(path) as checkpoint:
-        numels = [_numel(entry.shape) for entry in checkpoint.entries]
+        numels = [math.prod(entry.shape) for entry in checkpoint.entries]
         itemsizes = [_itemsize(entry.dtype) for entry in checkpoint.entries]
         dtypes = sorted({entry.torch_dtype.replace("torch.", "") for entry in checkpoint.entries})
         torch_file = os.path.isfile(path) and not path.endswith(".safetensors")
@@ -228,13 +229,6 @@ def _path_bytes(path):
         return sum(os.path.getsize(os.path.join(root, name))
                    for root, _, names in os.walk(path) for name in names)
     return os.path.getsize(path)
-
-
-def _numel(shape):
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def _itemsize(dtype_name):

@@ -8,6 +8,7 @@ is bounded by a few chunk buffers whatever the size of a tensor or of the checkp
 """
 import collections
 import dataclasses
+import math
 import os
 import time
 import warnings
@@ -102,15 +103,8 @@ def _check_names_encode(checkpoint):
 
 def _progress_bar(entries):
     from tqdm import tqdm
-    total = sum(_numel(entry.shape) for entry in entries)
+    total = sum(math.prod(entry.shape) for entry in entries)
     return tqdm(total=total, unit=" elements", unit_scale=True, leave=False, dynamic_ncols=True)
-
-
-def _numel(shape):
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def _key_text(name):
