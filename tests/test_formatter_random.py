@@ -13,7 +13,6 @@ test ids.
 """
 import json
 import re
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -85,36 +84,20 @@ def test_random_exact_is_repr(request, format_chunk, dtype, seed):
 
 # ---- float32 shortest: round trip and numpy's digits ----------------------------------------
 
-def parse_float32(tokens):
-    """The float32 bit patterns the decimal tokens round to, exactly.
+def _load_checker():
+    """benchmarks/check_all_float32.py as a module: its exact float32 parse-back (with the proof
+    in its docstring) is the oracle here too, so the tests exercise the very code it runs."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "check_all_float32.py"
+    spec = importlib.util.spec_from_file_location("check_all_float32", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    Vectorized through float64: D = RN64(d) rounds again to RN32(D) == RN32(d) unless D is a
-    float32 midpoint. Proof: every float32 and every midpoint of two neighbouring float32 (and
-    the overflow threshold 2**128 - 2**103) is a float64; RN64 is monotone and fixes float64
-    values, so d < m implies D <= m and d > m implies D >= m for each such m. If D is not a
-    midpoint, D and d lie strictly between the same two midpoints, hence round to the same
-    float32. Tokens whose D is a midpoint are rounded exactly with rational arithmetic.
-    """
-    doubles = np.array(tokens, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        singles = doubles.astype(np.float32)
-    result = singles.view(np.uint32).copy()
-    # D is a midpoint iff it is not a float32 and is halfway between its float32 neighbours
-    widened = singles.astype(np.float64)
-    inexact = np.flatnonzero(widened != doubles)
-    if len(inexact):
-        s = singles[inexact]
-        with np.errstate(over="ignore", invalid="ignore"):
-            up = np.nextafter(s, np.float32(np.inf)).astype(np.float64)
-            down = np.nextafter(s, np.float32(-np.inf)).astype(np.float64)
-            w = widened[inexact]
-            d = doubles[inexact]
-            midpoint = ((w + up) / 2 == d) | ((w + down) / 2 == d) | np.isinf(w)
-        for i in inexact[midpoint]:
-            token = tokens[i]
-            result[i] = _native.round_to_bits(Fraction(token), "float32",
-                                              negative=token.startswith("-"))
-    return result
+
+CHECKER = _load_checker()
+parse_float32 = CHECKER.parse_float32
 
 
 def test_parse_float32_handles_midpoints():
@@ -245,12 +228,7 @@ def test_hard_cases_known_tokens(format_chunk):
 def test_check_all_float32_script_smoke(capsys):
     # the exhaustive checker itself, on a few small ranges: around 1.0, the subnormals, and
     # the top of the exponent range (max, infinity, NaNs, -0.0 and on)
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "check_all_float32.py"
-    spec = importlib.util.spec_from_file_location("check_all_float32", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = CHECKER
     for lo in (0x3F7FFC00, 0x00000000, 0x7F7FFC00, 0xFFFFFC00):
         status = module.main(["--start", hex(lo), "--stop", hex(lo + 0x800), "--block", "0x400",
                               "--workers", "1", "--digits"])
