@@ -8,6 +8,10 @@
 #include "se_format.h"
 #include "se_lut.h"
 #include "se_memory.h"
+#include "se_simd.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static PyObject *UnsupportedDtypeError;
 static PyObject *BufferSizeError;
@@ -275,9 +279,34 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(simd_doc,
+"simd() -> bool\n\n"
+"True when float32 (exact) and float64 elements are converted eight at a time with\n"
+"AVX-512: compiled in, supported by this CPU, not turned off. Same bytes either way.");
+
+static PyObject *simd(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(se_simd_enabled());
+}
+
+PyDoc_STRVAR(set_simd_doc,
+"set_simd(enabled) -> bool\n\n"
+"Turns the vector path off, or back on where the CPU supports it; returns the previous\n"
+"state. For tests, which run both paths on one machine. Not for use while formatting.");
+
+static PyObject *set_simd(PyObject *self, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    return PyBool_FromLong(se_simd_set_enabled(on));
+}
+
 static PyMethodDef methods[] = {
     {"format_chunk", (PyCFunction)(void (*)(void))format_chunk, METH_VARARGS | METH_KEYWORDS,
      format_chunk_doc},
+    {"simd", simd, METH_NOARGS, simd_doc},
+    {"set_simd", set_simd, METH_O, set_simd_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -310,5 +339,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (!UnsupportedDtypeError || !BufferSizeError || !ShapeError || !NonFiniteError)
         return NULL;
     se_lut_init();  /* before any thread can format: the tables are read-only after this */
+    const char *no_simd = getenv("STREAMEXPORT_DISABLE_SIMD");
+    se_simd_set_enabled(!(no_simd && *no_simd && strcmp(no_simd, "0") != 0));
     return PyModule_Create(&module);
 }

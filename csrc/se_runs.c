@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "se_number.h"
+#include "se_simd.h"
 #include "se_write.h"
 
 /* The token of a NaN (kind 0), +inf (1) or -inf (2) under a policy; 0 for "error". */
@@ -106,6 +107,50 @@ FLOAT_RUN_WRITER(run_f64, uint64_t, 0x7ff0000000000000ULL, 63, se_put_f64_bits)
 FLOAT_RUN_WRITER(run_f32_exact, uint32_t, 0x7f800000u, 31, se_put_f32_exact_bits)
 FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortest_bits)
 
+/* The same runs with the digits of eight elements at a time from se_simd.c; each block's
+ * regular elements are only laid out here, the others (zeros, powers of two, subnormals,
+ * NaN and infinities) go through the one-element run above, and so does the tail. */
+#define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS8, SCALAR_RUN)               \
+    static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
+                          const se_run_options *o, int64_t *bad)                         \
+    {                                                                                    \
+        char *p = *out;                                                                  \
+        int64_t i = 0, b = 0;                                                            \
+        se_status st;                                                                    \
+        se_digits8 d;                                                                    \
+        for (; i + 8 <= n; i += 8, src += 8 * sizeof(TYPE)) {                            \
+            unsigned regular = DIGITS8(src, &d);                                         \
+            for (int j = 0; j < 8; j++) {                                                \
+                if (se_likely(regular >> j & 1)) {                                       \
+                    TYPE bits;                                                           \
+                    memcpy(&bits, src + j * sizeof(TYPE), sizeof bits);                  \
+                    *p = '-';                                                            \
+                    p += bits >> (SIGN_SHIFT);                                           \
+                    p = se_put_layout(p, (uint32_t)d.first[j], d.wm[j], d.wl[j],         \
+                                      (int)d.more[j], (int)d.e[j]);                      \
+                } else if ((st = SCALAR_RUN(src + j * sizeof(TYPE), 1, &p, o, &b))) {    \
+                    *bad = i + j;                                                        \
+                    *out = p;                                                            \
+                    return st;                                                           \
+                }                                                                        \
+                *p++ = ',';                                                              \
+            }                                                                            \
+        }                                                                                \
+        if (i < n) {                                                                     \
+            if ((st = SCALAR_RUN(src, n - i, &p, o, &b))) {                              \
+                *bad = i + b;                                                            \
+                *out = p;                                                                \
+                return st;                                                               \
+            }                                                                            \
+        } else {                                                                         \
+            p -= n > 0;                                                                  \
+        }                                                                                \
+        *out = p;                                                                        \
+        return SE_OK;                                                                    \
+    }
+FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits8, run_f64)
+FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits8, run_f32_exact)
+
 /* The small float dtypes, by table. A slot holds the token and its "," (se_lut.h); the
  * first 24 bytes of a slot cover every finite token of these formats with its ","
  * (the longest, "-1.1754943508222875e-38", has 23), copied as a 16- and an 8-byte store. */
@@ -158,8 +203,11 @@ LUT_RUN_WRITER(run_lut8, 1, load8)
 se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
 {
     switch (dtype) {
-    case SE_FLOAT64: return run_f64;
-    case SE_FLOAT32: return format == SE_FORMAT_SHORTEST ? run_f32_shortest : run_f32_exact;
+    case SE_FLOAT64: return se_simd_enabled() ? run_f64_simd : run_f64;
+    case SE_FLOAT32:
+        if (format == SE_FORMAT_SHORTEST)
+            return run_f32_shortest;
+        return se_simd_enabled() ? run_f32_exact_simd : run_f32_exact;
     case SE_FLOAT16:
     case SE_BFLOAT16: return run_lut16;
     case SE_FLOAT8_E4M3FN:

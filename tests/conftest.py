@@ -30,10 +30,17 @@ if _speedups is not None:
     IMPLEMENTATIONS["c"] = _speedups.format_chunk
 
 
-@pytest.fixture(params=["c", "python"])
+@pytest.fixture(params=["c", "c-scalar", "python"])
 def format_chunk(request):
-    """Each formatter test runs against the C core and its pure-Python twin."""
-    impl = IMPLEMENTATIONS.get(request.param)
+    """Each formatter test runs against the C core, the C core with its vector path turned
+    off (where the CPU has one, so both paths are tested on one machine) and the
+    pure-Python twin."""
+    impl = IMPLEMENTATIONS.get(request.param.split("-")[0])
     if impl is None:
         pytest.skip("the C core is not built")
+    if request.param == "c-scalar":
+        if not _speedups.simd():
+            pytest.skip("no vector path on this CPU: 'c' already tests the scalar one")
+        previous = _speedups.set_simd(False)
+        request.addfinalizer(lambda: _speedups.set_simd(previous))
     return impl

@@ -1,0 +1,321 @@
+/* Eight floats' decimal digits at once: see se_simd.h.
+ *
+ * The arithmetic is se_schubfach.h's, lane by lane. A conversion there rounds to odd
+ * three products X = cp * g (cp = (4c - 2, 4c or 4c + 2) << h, g the 126-bit power of ten
+ * of the exponent): r = floor(X / 2**127), made odd when bits [64, 127) of X are not all
+ * zero. With cp = 2**(h + 1) * (2c + d), d in {-1, 0, 1}, that is, for Z = (2c + d) * g,
+ * r = floor(Z / 2**(126 - h)) | (bits [63 - h, 126 - h) of Z != 0). Z is computed here in
+ * 32-bit limbs held in 64-bit lanes: one 2c * g product, and Z for d = -1, 1 by adding g.
+ * A float32 widened to float64 has c = m * 2**29 (m < 2**24): then only
+ * W = floor(Z / 2**30) = m * g + floor(d * g / 2**30) matters (the bits looked at are all
+ * above bit 30), a product of one limb.
+ */
+#include "se_simd.h"
+
+#include "se_tables.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SE_NO_SIMD)
+#define SE_HAVE_AVX512 1
+#endif
+
+#if SE_HAVE_AVX512
+#include <immintrin.h>
+
+#define SE_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512cd")))
+
+static int cpu_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd");
+}
+
+/* -1: not asked yet; then 0 or 1. Racy first use only ever stores the same value. */
+static int enabled = -1;
+
+int se_simd_enabled(void)
+{
+    if (enabled < 0)
+        enabled = cpu_supported();
+    return enabled;
+}
+
+int se_simd_set_enabled(int on)
+{
+    int previous = se_simd_enabled();
+    enabled = on ? cpu_supported() : 0;
+    return previous;
+}
+
+#define LIMB 0xffffffffULL
+
+SE_TARGET static inline __m512i set64(uint64_t v) { return _mm512_set1_epi64((long long)v); }
+SE_TARGET static inline __m512i lo32(__m512i v) { return _mm512_and_si512(v, set64(LIMB)); }
+SE_TARGET static inline __m512i hi32(__m512i v) { return _mm512_srli_epi64(v, 32); }
+
+/* The 126-bit g of each lane's table index, as four 32-bit limbs (lowest first). */
+typedef struct {
+    __m512i l[4];
+    __m512i hi64, lo64; /* g >> 64 and g mod 2**64 */
+} g_limbs;
+
+SE_TARGET static inline g_limbs gather_g(__m512i k_index, __mmask8 lanes)
+{
+    g_limbs g;
+    __m512i at = _mm512_slli_epi64(k_index, 1);  /* se_g64[k] = {hi, lo}: word 2k, 2k + 1 */
+    g.hi64 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lanes, at, se_g64, 8);
+    g.lo64 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lanes,
+                                         _mm512_add_epi64(at, set64(1)), se_g64, 8);
+    g.l[0] = lo32(g.lo64);
+    g.l[1] = hi32(g.lo64);
+    g.l[2] = lo32(g.hi64);
+    g.l[3] = hi32(g.hi64);
+    return g;
+}
+
+/* k index (low 16 bits) and h (high 16 bits) of se_*_kh[e], an int16_t[][2] table. */
+SE_TARGET static inline void gather_kh(__m512i e, const int16_t (*table)[2], __m512i *k_index,
+                                       __m512i *h)
+{
+    __m512i kh = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32(e, (const void *)table, 4));
+    *k_index = _mm512_and_si512(kh, set64(0xffff));
+    *h = _mm512_srli_epi64(kh, 16);
+}
+
+/* a + b * sign over n limbs (sign +1 or -1 as b added or subtracted), carries propagated:
+ * lanes hold signed 64-bit sums, so a borrow is an arithmetic shift's -1. */
+SE_TARGET static inline void limbs_add(__m512i *out, const __m512i *a, const __m512i *b, int nb,
+                                       int n, int subtract, __m512i initial)
+{
+    __m512i carry = initial;
+    for (int i = 0; i < n; i++) {
+        __m512i s = _mm512_add_epi64(a[i], carry);
+        if (i < nb)
+            s = subtract ? _mm512_sub_epi64(s, b[i]) : _mm512_add_epi64(s, b[i]);
+        out[i] = lo32(s);
+        carry = _mm512_srai_epi64(s, 32);
+    }
+}
+
+/* r = floor(Z / 2**(64 * 0 + 32 * top + sh)) | sticky, the rounding to odd, from limbs:
+ * value bits start at bit sh of limb `top`; sticky is any bit set in `low` (already
+ * selected by the caller). */
+SE_TARGET static inline __m512i round_to_odd(__m512i a, __m512i b, __m512i c, __m512i sh,
+                                             __m512i sticky_bits)
+{
+    /* floor((a + b * 2**32 + c * 2**64) / 2**sh), 0 < sh < 32: the parts do not overlap */
+    __m512i r = _mm512_srlv_epi64(a, sh);
+    r = _mm512_or_si512(r, _mm512_sllv_epi64(b, _mm512_sub_epi64(set64(32), sh)));
+    r = _mm512_or_si512(r, _mm512_sllv_epi64(c, _mm512_sub_epi64(set64(64), sh)));
+    __mmask8 odd = _mm512_test_epi64_mask(sticky_bits, sticky_bits);
+    return _mm512_mask_or_epi64(r, odd, r, set64(1));
+}
+
+/* (1 << n) - 1 per lane. */
+SE_TARGET static inline __m512i low_mask(__m512i n)
+{
+    return _mm512_sub_epi64(_mm512_sllv_epi64(set64(1), n), set64(1));
+}
+
+/* x mod 10 for x < 2**58: x = hi * 2**32 + lo and 2**32 = 6 (mod 10); each step's
+ * operand stays below 2**32, where (v * 0xCCCCCCCD) >> 35 = v / 10. */
+SE_TARGET static inline __m512i mod10(__m512i x)
+{
+    const __m512i magic = set64(0xCCCCCCCDULL), ten = set64(10);
+    __m512i lo = lo32(x);
+    __m512i lo_rem = _mm512_sub_epi64(lo, _mm512_mul_epu32(_mm512_srli_epi64(_mm512_mul_epu32(lo, magic), 35), ten));
+    __m512i v = _mm512_add_epi64(_mm512_mul_epu32(hi32(x), set64(6)), lo_rem);
+    return _mm512_sub_epi64(v, _mm512_mul_epu32(_mm512_srli_epi64(_mm512_mul_epu32(v, magic), 35), ten));
+}
+
+/* Schubfach's choice (se_schubfach.h: choose) on eight lanes: the digits. */
+SE_TARGET static inline __m512i choose8(__m512i vb, __m512i vbl, __m512i vbr, __m512i out)
+{
+    __m512i s = _mm512_srli_epi64(vb, 2);
+    __m512i t = _mm512_add_epi64(s, set64(1));
+    __m512i sp10 = _mm512_sub_epi64(s, mod10(s));
+    __m512i tp10 = _mm512_add_epi64(sp10, set64(10));
+    __m512i low_end = _mm512_add_epi64(vbl, out);
+    __mmask8 upin = _mm512_cmple_epu64_mask(low_end, _mm512_slli_epi64(sp10, 2));
+    __mmask8 wpin = _mm512_cmple_epu64_mask(_mm512_add_epi64(_mm512_slli_epi64(tp10, 2), out), vbr);
+    __mmask8 shorter = (__mmask8)((upin ^ wpin) & _mm512_cmpge_epu64_mask(s, set64(10)));
+    __m512i r_short = _mm512_mask_blend_epi64(upin, tp10, sp10);
+    __mmask8 uin = _mm512_cmple_epu64_mask(low_end, _mm512_slli_epi64(s, 2));
+    __mmask8 win = _mm512_cmple_epu64_mask(_mm512_add_epi64(_mm512_slli_epi64(t, 2), out), vbr);
+    __m512i tie_side = _mm512_add_epi64(_mm512_and_si512(vb, set64(3)), _mm512_and_si512(s, set64(1)));
+    __mmask8 closer_s = _mm512_cmple_epu64_mask(tie_side, set64(2));
+    __mmask8 one_in = (__mmask8)(uin ^ win);
+    __mmask8 take_s = (__mmask8)((one_in & uin) | (~one_in & closer_s));
+    __m512i r_same = _mm512_mask_blend_epi64(take_s, t, s);
+    return _mm512_mask_blend_epi64(shorter, r_same, r_short);
+}
+
+/* The 8 decimal digits of each lane's x < 10**8 as byte values 0..9, the first in the
+ * lowest byte: se_eight_digits's splits (10**4, then 100 in 32-bit lanes, then 10 in
+ * 16-bit lanes), every lane at once. */
+SE_TARGET static inline __m512i eight_digits8(__m512i x)
+{
+    __m512i q = _mm512_srli_epi64(_mm512_mul_epu32(x, set64(109951163)), 40);
+    __m512i r = _mm512_sub_epi64(x, _mm512_mul_epu32(q, set64(10000)));
+    __m512i v = _mm512_or_si512(q, _mm512_slli_epi64(r, 32));
+    q = _mm512_and_si512(_mm512_srli_epi32(_mm512_mullo_epi32(v, _mm512_set1_epi32(10486)), 20),
+                         _mm512_set1_epi32(0x7f));
+    v = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_mullo_epi32(q, _mm512_set1_epi32(100))), 16));
+    q = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(v, _mm512_set1_epi16(103)), 10),
+                         _mm512_set1_epi16(0xf));
+    return _mm512_or_si512(q, _mm512_slli_epi16(_mm512_sub_epi16(v, _mm512_mullo_epi16(q, _mm512_set1_epi16(10))), 8));
+}
+
+/* x / 10**8 and x mod 10**8 for x < 2**57: a float64 quotient is off by at most one (x
+ * rounds by <= 16, the quotient < 2**30 by < 2**-23), which one compare each way mends. */
+SE_TARGET static inline __m512i divmod_1e8(__m512i x, __m512i *rem)
+{
+    const __m512i d = set64(100000000);
+    __m512d approx = _mm512_mul_pd(_mm512_cvtepu64_pd(x), _mm512_set1_pd(1e-8));
+    __m512i q = _mm512_cvttpd_epu64(approx);
+    __m512i r = _mm512_sub_epi64(x, _mm512_mullo_epi64(q, d));
+    __mmask8 under = _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512());
+    q = _mm512_mask_sub_epi64(q, under, q, set64(1));
+    r = _mm512_mask_add_epi64(r, under, r, d);
+    __mmask8 over = _mm512_cmpge_epi64_mask(r, d);
+    q = _mm512_mask_add_epi64(q, over, q, set64(1));
+    *rem = _mm512_mask_sub_epi64(r, over, r, d);
+    return q;
+}
+
+/* digits * 10**k -> se_put_layout's pieces, as se_put_f64_bits does after its conversion:
+ * a regular float64 gives 16 or 17 digits, made 17 (s17), with e = k + 15 (+ 1 for 17). */
+SE_TARGET static inline void write_out(__m512i digits, __m512i k, se_digits8 *out)
+{
+    __mmask8 big = _mm512_cmpge_epu64_mask(digits, set64(10000000000000000ULL));
+    __m512i times10 = _mm512_add_epi64(_mm512_slli_epi64(digits, 3), _mm512_slli_epi64(digits, 1));
+    __m512i s17 = _mm512_mask_blend_epi64(big, times10, digits);
+    __m512i e = _mm512_mask_add_epi64(_mm512_add_epi64(k, set64(15)), big,
+                                      _mm512_add_epi64(k, set64(15)), set64(1));
+    __m512i lo8;
+    __m512i hi9 = divmod_1e8(s17, &lo8);
+    /* hi9 < 10**9: (hi9 * ceil(2**57 / 10**8)) >> 57 = hi9 / 10**8 below 6 * 10**9 */
+    __m512i first = _mm512_srli_epi64(_mm512_mul_epu32(hi9, set64(1441151881)), 57);
+    __m512i mid8 = _mm512_sub_epi64(hi9, _mm512_mul_epu32(first, set64(100000000)));
+    __m512i m = eight_digits8(mid8), l = eight_digits8(lo8);
+    /* significant digits among the sixteen: from the last non-zero byte */
+    __m512i more_l = _mm512_sub_epi64(set64(16), _mm512_srli_epi64(_mm512_lzcnt_epi64(l), 3));
+    __m512i more_m = _mm512_sub_epi64(set64(8), _mm512_srli_epi64(_mm512_lzcnt_epi64(m), 3));
+    __mmask8 l_zero = _mm512_testn_epi64_mask(l, l);
+    const __m512i ascii = set64(0x3030303030303030ULL);
+    _mm512_storeu_si512(out->first, first);
+    _mm512_storeu_si512(out->wm, _mm512_add_epi64(m, ascii));
+    _mm512_storeu_si512(out->wl, _mm512_add_epi64(l, ascii));
+    _mm512_storeu_si512(out->more, _mm512_mask_blend_epi64(l_zero, more_l, more_m));
+    _mm512_storeu_si512(out->e, e);
+}
+
+SE_TARGET unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out)
+{
+    __m512i x = _mm512_loadu_si512((const void *)bits);
+    __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 52), set64(0x7ff));
+    __m512i t = _mm512_and_si512(x, set64((1ULL << 52) - 1));
+    __mmask8 regular = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
+                       _mm512_cmpneq_epu64_mask(e, set64(0x7ff));
+    if (!regular)
+        return 0;
+    __m512i k_index, h;
+    gather_kh(e, se_f64_kh, &k_index, &h);
+    g_limbs g = gather_g(k_index, regular);
+    /* 2c * g: 2c = a0 + a1 * 2**32 (a1 < 2**22), row by row, carries as they come */
+    __m512i two_c = _mm512_slli_epi64(_mm512_or_si512(t, set64(1ULL << 52)), 1);
+    __m512i a0 = lo32(two_c), a1 = hi32(two_c);
+    __m512i z[6], acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        acc = _mm512_add_epi64(_mm512_mul_epu32(a0, g.l[i]), hi32(acc));
+        z[i] = lo32(acc);
+    }
+    z[4] = hi32(acc);
+    acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        acc = _mm512_add_epi64(_mm512_add_epi64(z[i + 1], _mm512_mul_epu32(a1, g.l[i])), hi32(acc));
+        z[i + 1] = lo32(acc);
+    }
+    z[5] = hi32(acc);
+    __m512i zl[6], zr[6];
+    limbs_add(zl, z, g.l, 4, 6, 1, _mm512_setzero_si512());
+    limbs_add(zr, z, g.l, 4, 6, 0, _mm512_setzero_si512());
+    /* r from bits [63 - h, 126 - h): limb 1 from bit 31 - h, limb 2, limb 3 below 30 - h;
+     * the value from bit 30 - h of limb 3 */
+    __m512i sh = _mm512_sub_epi64(set64(30), h);
+    __m512i from1 = _mm512_sub_epi64(set64(31), h), below3 = low_mask(sh);
+#define ROUND64(Z)                                                                       \
+    round_to_odd(Z[3], Z[4], Z[5], sh,                                                   \
+                 _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(Z[1], from1), Z[2]),   \
+                                 _mm512_and_si512(Z[3], below3)))
+    __m512i vb = ROUND64(z), vbl = ROUND64(zl), vbr = ROUND64(zr);
+#undef ROUND64
+    __m512i digits = choose8(vb, vbl, vbr, _mm512_and_si512(t, set64(1)));
+    write_out(digits, _mm512_add_epi64(k_index, set64((uint64_t)(int64_t)SE_G64_K_MIN)), out);
+    return regular;
+}
+
+SE_TARGET unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out)
+{
+    __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)bits));
+    __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
+    __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
+    __mmask8 regular = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
+                       _mm512_cmpneq_epu64_mask(e, set64(0xff));
+    if (!regular)
+        return 0;
+    __m512i k_index, h;
+    gather_kh(e, se_f32_exact_kh, &k_index, &h);
+    g_limbs g = gather_g(k_index, regular);
+    /* W = m * g (m < 2**24: one row), then m * g + floor(-/+ g / 2**30) */
+    __m512i m = _mm512_or_si512(t, set64(1u << 23));
+    __m512i w[5], acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        acc = _mm512_add_epi64(_mm512_mul_epu32(m, g.l[i]), hi32(acc));
+        w[i] = lo32(acc);
+    }
+    w[4] = hi32(acc);
+    __m512i gq_lo = _mm512_or_si512(_mm512_srli_epi64(g.lo64, 30), _mm512_slli_epi64(g.hi64, 34));
+    __m512i gq[3] = {lo32(gq_lo), hi32(gq_lo), _mm512_srli_epi64(g.hi64, 30)};
+    __m512i g_rem = _mm512_and_si512(g.lo64, set64((1u << 30) - 1));
+    /* floor(-g / 2**30) = -(g >> 30) - (1 when g's low 30 bits are not 0) */
+    __m512i borrow = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(g_rem, g_rem), set64((uint64_t)-1));
+    __m512i wl[5], wr[5];
+    limbs_add(wl, w, gq, 3, 5, 1, borrow);
+    limbs_add(wr, w, gq, 3, 5, 0, _mm512_setzero_si512());
+    /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1, limb 2 below
+     * 32 - h; the value from bit 32 - h of limb 2 */
+    __m512i sh = _mm512_sub_epi64(set64(32), h);
+    __m512i from0 = _mm512_sub_epi64(set64(33), h), below2 = low_mask(sh);
+#define ROUND32(W)                                                                       \
+    round_to_odd(W[2], W[3], W[4], sh,                                                   \
+                 _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(W[0], from0), W[1]),   \
+                                 _mm512_and_si512(W[2], below2)))
+    __m512i vb = ROUND32(w), vbl = ROUND32(wl), vbr = ROUND32(wr);
+#undef ROUND32
+    /* c = m << 29 is even: the interval's ends are included (out = 0) */
+    __m512i digits = choose8(vb, vbl, vbr, _mm512_setzero_si512());
+    write_out(digits, _mm512_add_epi64(k_index, set64((uint64_t)(int64_t)SE_G64_K_MIN)), out);
+    return regular;
+}
+
+#else /* no AVX-512 path compiled */
+
+int se_simd_enabled(void) { return 0; }
+int se_simd_set_enabled(int on) { (void)on; return 0; }
+
+unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out)
+{
+    (void)bits;
+    (void)out;
+    return 0;
+}
+
+unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out)
+{
+    (void)bits;
+    (void)out;
+    return 0;
+}
+#endif

@@ -1,0 +1,45 @@
+/* Eight floats' decimal digits at once, with AVX-512 where the CPU has it.
+ *
+ * The run writers (se_runs.c) format floats one at a time: a Schubfach conversion and
+ * its digit writing are ~200 instructions per element, a long chain that the CPU can
+ * hardly overlap. Here the same arithmetic runs on eight elements in the lanes of one
+ * vector (products in 32-bit limbs, divisions by constants as multiplies), and the run
+ * writer only lays out the digits it gets back (se_put_layout). Lanes whose element is
+ * not a "regular" float -- zero, a power of two, subnormal, NaN or infinity -- are left
+ * to the scalar path, which knows those cases.
+ *
+ * The results are exactly those of the scalar path (se_write.h) for every regular
+ * element: tests compare both on every float32 pattern and on random float64 ones.
+ */
+#ifndef SE_SIMD_H
+#define SE_SIMD_H
+
+#include <stdint.h>
+
+/* The digits of eight elements, as se_put_layout takes them: the first digit, the next
+ * sixteen as two words of ASCII digits (lowest byte first), how many of those sixteen
+ * are significant, and the decimal exponent e of d.ddd x 10**e. */
+typedef struct {
+    uint64_t first[8];
+    uint64_t wm[8];
+    uint64_t wl[8];
+    int64_t more[8];
+    int64_t e[8];
+} se_digits8;
+
+/* 1 when the vector path may be used: compiled in, supported by this CPU, and not
+ * turned off by se_simd_set_enabled(0). */
+int se_simd_enabled(void);
+
+/* Turns the vector path off (0) or back on where supported; returns the previous state.
+ * For tests (both paths on one machine) and for users who want the scalar path. */
+int se_simd_set_enabled(int enabled);
+
+/* The digits of bits[0..8) as float64 (repr), and as float32 widened to float64 (exact
+ * mode). Returns the mask of lanes filled: bit j set when element j is regular (normal,
+ * fraction not zero); the other lanes of *out are unspecified. Only call when
+ * se_simd_enabled(). */
+unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out);
+unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out);
+
+#endif /* SE_SIMD_H */

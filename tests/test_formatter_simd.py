@@ -1,0 +1,135 @@
+"""The C core's vector path (se_simd.c: eight float32/float64 elements at a time) against its
+scalar path, byte for byte.
+
+The scalar path is itself checked against repr and the pure-Python twin elsewhere; here the
+two C paths must agree wherever the vector one can differ: every lane position of an
+irregular element (zero, subnormal, power of two, NaN, infinity) inside a block of eight,
+every tail length, runs cut by short rows, chunk starts that are not multiples of eight,
+the index of a non-finite element under the "error" policy, and millions of seeded random
+patterns (all 2**32 float32 patterns with --slow).
+"""
+import numpy as np
+import pytest
+
+from streamexport.errors import NonFiniteError
+
+try:
+    from streamexport import _speedups
+except ImportError:
+    _speedups = None
+
+pytestmark = pytest.mark.skipif(_speedups is None or not _speedups.simd(),
+                                reason="no vector path here (C core not built or CPU without AVX-512)")
+
+UINT = {"float32": np.uint32, "float64": np.uint64}
+FLOAT = {"float32": np.float32, "float64": np.float64}
+FORMATS = {"float32": ["exact", "shortest"], "float64": ["exact"]}
+
+
+def both_paths(*args):
+    """The vector path's output and the scalar path's, for the same call."""
+    vector = _speedups.format_chunk(*args)
+    previous = _speedups.set_simd(False)
+    try:
+        scalar = _speedups.format_chunk(*args)
+    finally:
+        _speedups.set_simd(previous)
+    return vector, scalar
+
+
+def irregular_values(dtype):
+    f = FLOAT[dtype]
+    info = np.finfo(f)
+    return np.array([0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal * 3,
+                     info.tiny, 1.0, -2.0, 0.5, 2.0 ** 20, info.max, np.inf, -np.inf, np.nan],
+                    dtype=f)
+
+
+def regular_values(dtype, n, seed):
+    return (np.random.default_rng(seed).standard_normal(n) * 0.02).astype(FLOAT[dtype])
+
+
+def test_set_simd_reports_and_restores_the_state():
+    assert _speedups.set_simd(False) is True
+    assert _speedups.simd() is False
+    assert _speedups.set_simd(True) is False
+    assert _speedups.simd() is True
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_irregular_element_at_every_lane(dtype):
+    for value in irregular_values(dtype):
+        for lane in range(8):
+            data = regular_values(dtype, 24, seed=lane)
+            data[8 + lane] = value
+            vector, scalar = both_paths(data, dtype, (24,), 0, 24, "exact", "literal")
+            assert vector == scalar, (value, lane)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_tail_length_and_short_rows(dtype):
+    data = regular_values(dtype, 4 * 37, seed=7)
+    data[::11] = 0.0
+    for n in range(0, 41):
+        args = (data[:n], dtype, (n,), 0, n, "exact", "error")
+        vector, scalar = both_paths(*args)
+        assert vector == scalar, n
+    for inner in (1, 3, 7, 8, 9, 16, 37):
+        shape = (len(data) // inner, inner)
+        count = shape[0] * inner
+        args = (data[:count], dtype, shape, 0, count, "exact", "error")
+        vector, scalar = both_paths(*args)
+        assert vector == scalar, inner
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunks_that_start_between_blocks(dtype):
+    data = regular_values(dtype, 200, seed=3)
+    whole = _speedups.format_chunk(data, dtype, (10, 20), 0, 200)
+    for cut in (1, 5, 13, 99):
+        parts = [both_paths(data[:cut], dtype, (10, 20), 0, cut),
+                 both_paths(data[cut:], dtype, (10, 20), cut, 200 - cut)]
+        assert all(vector == scalar for vector, scalar in parts)
+        assert parts[0][0] + parts[1][0] == whole
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_first_nonfinite_index_in_every_lane(dtype):
+    for position in list(range(16)) + [21, 22, 23]:
+        data = regular_values(dtype, 24, seed=position)
+        data[position] = np.nan
+        data[23] = np.inf  # later ones are not reported
+        with pytest.raises(NonFiniteError) as vector:
+            _speedups.format_chunk(data, dtype, (2, 12), 0, 24)
+        previous = _speedups.set_simd(False)
+        try:
+            with pytest.raises(NonFiniteError) as scalar:
+                _speedups.format_chunk(data, dtype, (2, 12), 0, 24)
+        finally:
+            _speedups.set_simd(previous)
+        assert vector.value.index == scalar.value.index == position
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_patterns(request, dtype, seed):
+    """Uniformly random bits (every exponent, NaNs, subnormals) and weights-like values."""
+    n = 20_000_000 if request.config.getoption("--slow") else 2_000_000
+    rng = np.random.default_rng(seed)
+    uint = UINT[dtype]
+    bits = rng.integers(0, np.iinfo(uint).max, n, dtype=uint, endpoint=True)
+    bits[::2] = (rng.standard_normal(n // 2) * 10.0 ** rng.integers(-8, 8, n // 2)).astype(
+        FLOAT[dtype]).view(uint)
+    for float_format in FORMATS[dtype]:
+        vector, scalar = both_paths(bits, dtype, (n,), 0, n, float_format, "string")
+        assert vector == scalar
+
+
+@pytest.mark.slow
+def test_all_float32_patterns():
+    """Every float32 pattern, exact mode, in blocks of 2**24 (about 5 minutes)."""
+    step = 1 << 24
+    for start in range(0, 1 << 32, step):
+        bits = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32)
+        vector, scalar = both_paths(bits, "float32", (step,), 0, step, "exact", "string")
+        assert vector == scalar, hex(start)
