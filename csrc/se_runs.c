@@ -107,34 +107,37 @@ FLOAT_RUN_WRITER(run_f64, uint64_t, 0x7ff0000000000000ULL, 63, se_put_f64_bits)
 FLOAT_RUN_WRITER(run_f32_exact, uint32_t, 0x7f800000u, 31, se_put_f32_exact_bits)
 FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortest_bits)
 
-/* The same runs with the digits of eight elements at a time from se_simd.c; each block's
- * regular elements are only laid out here, the others (zeros, powers of two, subnormals,
- * NaN and infinities) go through the one-element run above, and so does the tail. */
-#define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS8, SCALAR_RUN)               \
+/* The same runs with the digits from se_simd.c: SE_SIMD_WIDTH elements at a time while
+ * that many remain, then groups of eight. Each group's regular elements are only laid
+ * out here; the others (zeros, powers of two, subnormals, NaN and infinities) go through
+ * the one-element run above, and so does the last partial group. */
+#define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS, SCALAR_RUN)                \
     static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
                           const se_run_options *o, int64_t *bad)                         \
     {                                                                                    \
         char *p = *out;                                                                  \
         int64_t i = 0, b = 0;                                                            \
         se_status st;                                                                    \
-        se_digits8 d;                                                                    \
-        for (; i + 8 <= n; i += 8, src += 8 * sizeof(TYPE)) {                            \
-            unsigned regular = DIGITS8(src, &d);                                         \
-            for (int j = 0; j < 8; j++) {                                                \
+        se_digits d;                                                                     \
+        while (n - i >= 8) {                                                             \
+            int width = n - i >= SE_SIMD_WIDTH ? SE_SIMD_WIDTH : 8;                      \
+            uint32_t regular = DIGITS(src, width / 8, &d);                               \
+            for (int j = 0; j < width; j++, src += sizeof(TYPE)) {                       \
                 if (se_likely(regular >> j & 1)) {                                       \
                     TYPE bits;                                                           \
-                    memcpy(&bits, src + j * sizeof(TYPE), sizeof bits);                  \
+                    memcpy(&bits, src, sizeof bits);                                     \
                     *p = '-';                                                            \
                     p += bits >> (SIGN_SHIFT);                                           \
                     p = se_put_layout(p, (uint32_t)d.first[j], d.wm[j], d.wl[j],         \
                                       (int)d.more[j], (int)d.e[j]);                      \
-                } else if ((st = SCALAR_RUN(src + j * sizeof(TYPE), 1, &p, o, &b))) {    \
+                } else if ((st = SCALAR_RUN(src, 1, &p, o, &b))) {                       \
                     *bad = i + j;                                                        \
                     *out = p;                                                            \
                     return st;                                                           \
                 }                                                                        \
                 *p++ = ',';                                                              \
             }                                                                            \
+            i += width;                                                                  \
         }                                                                                \
         if (i < n) {                                                                     \
             if ((st = SCALAR_RUN(src, n - i, &p, o, &b))) {                              \
@@ -148,8 +151,8 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
         *out = p;                                                                        \
         return SE_OK;                                                                    \
     }
-FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits8, run_f64)
-FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits8, run_f32_exact)
+FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64)
+FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact)
 
 /* The small float dtypes, by table. A slot holds the token and its "," (se_lut.h); the
  * first 24 bytes of a slot cover every finite token of these formats with its ","

@@ -184,9 +184,10 @@ SE_TARGET static inline __m512i divmod_1e8(__m512i x, __m512i *rem)
     return q;
 }
 
-/* digits * 10**k -> se_put_layout's pieces, as se_put_f64_bits does after its conversion:
- * a regular float64 gives 16 or 17 digits, made 17 (s17), with e = k + 15 (+ 1 for 17). */
-SE_TARGET static inline void write_out(__m512i digits, __m512i k, se_digits8 *out)
+/* digits * 10**k -> se_put_layout's pieces for lanes [at, at + 8) of *out, as
+ * se_put_f64_bits does after its conversion: a regular float64 gives 16 or 17 digits,
+ * made 17 (s17), with e = k + 15 (+ 1 for 17). */
+SE_TARGET static inline void write_out(__m512i digits, __m512i k, se_digits *out, int at)
 {
     __mmask8 big = _mm512_cmpge_epu64_mask(digits, set64(10000000000000000ULL));
     __m512i times10 = _mm512_add_epi64(_mm512_slli_epi64(digits, 3), _mm512_slli_epi64(digits, 1));
@@ -204,100 +205,152 @@ SE_TARGET static inline void write_out(__m512i digits, __m512i k, se_digits8 *ou
     __m512i more_m = _mm512_sub_epi64(set64(8), _mm512_srli_epi64(_mm512_lzcnt_epi64(m), 3));
     __mmask8 l_zero = _mm512_testn_epi64_mask(l, l);
     const __m512i ascii = set64(0x3030303030303030ULL);
-    _mm512_storeu_si512(out->first, first);
-    _mm512_storeu_si512(out->wm, _mm512_add_epi64(m, ascii));
-    _mm512_storeu_si512(out->wl, _mm512_add_epi64(l, ascii));
-    _mm512_storeu_si512(out->more, _mm512_mask_blend_epi64(l_zero, more_l, more_m));
-    _mm512_storeu_si512(out->e, e);
+    _mm512_storeu_si512(out->first + at, first);
+    _mm512_storeu_si512(out->wm + at, _mm512_add_epi64(m, ascii));
+    _mm512_storeu_si512(out->wl + at, _mm512_add_epi64(l, ascii));
+    _mm512_storeu_si512(out->more + at, _mm512_mask_blend_epi64(l_zero, more_l, more_m));
+    _mm512_storeu_si512(out->e + at, e);
 }
 
-SE_TARGET unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out)
+/* The kernels below take `blocks` groups of eight lanes, each step done for every group
+ * before the next step: one group is a chain of some 250 cycles of latency (two gathers,
+ * the products, the choice, the digits), and groups side by side let the CPU overlap
+ * their chains. `blocks` is a constant at each call (SE_ALWAYS_INLINE), so the group
+ * arrays live in registers. */
+#define SE_ALWAYS_INLINE __attribute__((always_inline))
+#define EACH(b) for (int b = 0; b < blocks; b++)
+#define MAX_BLOCKS (SE_SIMD_WIDTH / 8)
+
+SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f64_kernel(const unsigned char *bits,
+                                                             se_digits *out, const int blocks)
 {
-    __m512i x = _mm512_loadu_si512((const void *)bits);
-    __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 52), set64(0x7ff));
-    __m512i t = _mm512_and_si512(x, set64((1ULL << 52) - 1));
-    __mmask8 regular = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
-                       _mm512_cmpneq_epu64_mask(e, set64(0x7ff));
-    if (!regular)
+    __m512i t[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], vb[MAX_BLOCKS][3];
+    g_limbs g[MAX_BLOCKS];
+    __mmask8 regular[MAX_BLOCKS];
+    uint32_t any = 0;
+    EACH(b) {
+        __m512i x = _mm512_loadu_si512((const void *)(bits + 64 * b));
+        __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 52), set64(0x7ff));
+        t[b] = _mm512_and_si512(x, set64((1ULL << 52) - 1));
+        regular[b] = _mm512_test_epi64_mask(t[b], t[b]) & _mm512_test_epi64_mask(e, e) &
+                     _mm512_cmpneq_epu64_mask(e, set64(0x7ff));
+        any |= (uint32_t)regular[b] << (8 * b);
+        gather_kh(e, se_f64_kh, &k_index[b], &h[b]);
+    }
+    if (!any)
         return 0;
-    __m512i k_index, h;
-    gather_kh(e, se_f64_kh, &k_index, &h);
-    g_limbs g = gather_g(k_index, regular);
-    /* 2c * g: 2c = a0 + a1 * 2**32 (a1 < 2**22), row by row, carries as they come */
-    __m512i two_c = _mm512_slli_epi64(_mm512_or_si512(t, set64(1ULL << 52)), 1);
-    __m512i a0 = lo32(two_c), a1 = hi32(two_c);
-    __m512i z[6], acc = _mm512_setzero_si512();
-    for (int i = 0; i < 4; i++) {
-        acc = _mm512_add_epi64(_mm512_mul_epu32(a0, g.l[i]), hi32(acc));
-        z[i] = lo32(acc);
-    }
-    z[4] = hi32(acc);
-    acc = _mm512_setzero_si512();
-    for (int i = 0; i < 4; i++) {
-        acc = _mm512_add_epi64(_mm512_add_epi64(z[i + 1], _mm512_mul_epu32(a1, g.l[i])), hi32(acc));
-        z[i + 1] = lo32(acc);
-    }
-    z[5] = hi32(acc);
-    __m512i zl[6], zr[6];
-    limbs_add(zl, z, g.l, 4, 6, 1, _mm512_setzero_si512());
-    limbs_add(zr, z, g.l, 4, 6, 0, _mm512_setzero_si512());
-    /* r from bits [63 - h, 126 - h): limb 1 from bit 31 - h, limb 2, limb 3 below 30 - h;
-     * the value from bit 30 - h of limb 3 */
-    __m512i sh = _mm512_sub_epi64(set64(30), h);
-    __m512i from1 = _mm512_sub_epi64(set64(31), h), below3 = low_mask(sh);
+    EACH(b) g[b] = gather_g(k_index[b], regular[b]);
+    EACH(b) {
+        /* 2c * g: 2c = a0 + a1 * 2**32 (a1 < 2**22), row by row, carries as they come */
+        __m512i two_c = _mm512_slli_epi64(_mm512_or_si512(t[b], set64(1ULL << 52)), 1);
+        __m512i a0 = lo32(two_c), a1 = hi32(two_c);
+        __m512i z[6], acc = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            acc = _mm512_add_epi64(_mm512_mul_epu32(a0, g[b].l[i]), hi32(acc));
+            z[i] = lo32(acc);
+        }
+        z[4] = hi32(acc);
+        acc = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            acc = _mm512_add_epi64(_mm512_add_epi64(z[i + 1], _mm512_mul_epu32(a1, g[b].l[i])),
+                                   hi32(acc));
+            z[i + 1] = lo32(acc);
+        }
+        z[5] = hi32(acc);
+        __m512i zl[6], zr[6];
+        limbs_add(zl, z, g[b].l, 4, 6, 1, _mm512_setzero_si512());
+        limbs_add(zr, z, g[b].l, 4, 6, 0, _mm512_setzero_si512());
+        /* r from bits [63 - h, 126 - h): limb 1 from bit 31 - h, limb 2, limb 3 below
+         * 30 - h; the value from bit 30 - h of limb 3 */
+        __m512i sh = _mm512_sub_epi64(set64(30), h[b]);
+        __m512i from1 = _mm512_sub_epi64(set64(31), h[b]), below3 = low_mask(sh);
 #define ROUND64(Z)                                                                       \
     round_to_odd(Z[3], Z[4], Z[5], sh,                                                   \
                  _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(Z[1], from1), Z[2]),   \
                                  _mm512_and_si512(Z[3], below3)))
-    __m512i vb = ROUND64(z), vbl = ROUND64(zl), vbr = ROUND64(zr);
+        vb[b][0] = ROUND64(z);
+        vb[b][1] = ROUND64(zl);
+        vb[b][2] = ROUND64(zr);
 #undef ROUND64
-    __m512i digits = choose8(vb, vbl, vbr, _mm512_and_si512(t, set64(1)));
-    write_out(digits, _mm512_add_epi64(k_index, set64((uint64_t)(int64_t)SE_G64_K_MIN)), out);
-    return regular;
+    }
+    EACH(b) {
+        __m512i digits = choose8(vb[b][0], vb[b][1], vb[b][2], _mm512_and_si512(t[b], set64(1)));
+        write_out(digits, _mm512_add_epi64(k_index[b], set64((uint64_t)(int64_t)SE_G64_K_MIN)),
+                  out, 8 * b);
+    }
+    return any;
 }
 
-SE_TARGET unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out)
+SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigned char *bits,
+                                                                   se_digits *out,
+                                                                   const int blocks)
 {
-    __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)bits));
-    __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
-    __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
-    __mmask8 regular = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
-                       _mm512_cmpneq_epu64_mask(e, set64(0xff));
-    if (!regular)
-        return 0;
-    __m512i k_index, h;
-    gather_kh(e, se_f32_exact_kh, &k_index, &h);
-    g_limbs g = gather_g(k_index, regular);
-    /* W = m * g (m < 2**24: one row), then m * g + floor(-/+ g / 2**30) */
-    __m512i m = _mm512_or_si512(t, set64(1u << 23));
-    __m512i w[5], acc = _mm512_setzero_si512();
-    for (int i = 0; i < 4; i++) {
-        acc = _mm512_add_epi64(_mm512_mul_epu32(m, g.l[i]), hi32(acc));
-        w[i] = lo32(acc);
+    __m512i m[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], vb[MAX_BLOCKS][3];
+    g_limbs g[MAX_BLOCKS];
+    __mmask8 regular[MAX_BLOCKS];
+    uint32_t any = 0;
+    EACH(b) {
+        __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)(bits + 32 * b)));
+        __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
+        __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
+        regular[b] = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
+                     _mm512_cmpneq_epu64_mask(e, set64(0xff));
+        any |= (uint32_t)regular[b] << (8 * b);
+        m[b] = _mm512_or_si512(t, set64(1u << 23));
+        gather_kh(e, se_f32_exact_kh, &k_index[b], &h[b]);
     }
-    w[4] = hi32(acc);
-    __m512i gq_lo = _mm512_or_si512(_mm512_srli_epi64(g.lo64, 30), _mm512_slli_epi64(g.hi64, 34));
-    __m512i gq[3] = {lo32(gq_lo), hi32(gq_lo), _mm512_srli_epi64(g.hi64, 30)};
-    __m512i g_rem = _mm512_and_si512(g.lo64, set64((1u << 30) - 1));
-    /* floor(-g / 2**30) = -(g >> 30) - (1 when g's low 30 bits are not 0) */
-    __m512i borrow = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(g_rem, g_rem), set64((uint64_t)-1));
-    __m512i wl[5], wr[5];
-    limbs_add(wl, w, gq, 3, 5, 1, borrow);
-    limbs_add(wr, w, gq, 3, 5, 0, _mm512_setzero_si512());
-    /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1, limb 2 below
-     * 32 - h; the value from bit 32 - h of limb 2 */
-    __m512i sh = _mm512_sub_epi64(set64(32), h);
-    __m512i from0 = _mm512_sub_epi64(set64(33), h), below2 = low_mask(sh);
+    if (!any)
+        return 0;
+    EACH(b) g[b] = gather_g(k_index[b], regular[b]);
+    EACH(b) {
+        /* W = m * g (m < 2**24: one row), then m * g + floor(-/+ g / 2**30) */
+        __m512i w[5], acc = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            acc = _mm512_add_epi64(_mm512_mul_epu32(m[b], g[b].l[i]), hi32(acc));
+            w[i] = lo32(acc);
+        }
+        w[4] = hi32(acc);
+        __m512i gq_lo = _mm512_or_si512(_mm512_srli_epi64(g[b].lo64, 30),
+                                        _mm512_slli_epi64(g[b].hi64, 34));
+        __m512i gq[3] = {lo32(gq_lo), hi32(gq_lo), _mm512_srli_epi64(g[b].hi64, 30)};
+        __m512i g_rem = _mm512_and_si512(g[b].lo64, set64((1u << 30) - 1));
+        /* floor(-g / 2**30) = -(g >> 30) - (1 when g's low 30 bits are not 0) */
+        __m512i borrow = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(g_rem, g_rem),
+                                                set64((uint64_t)-1));
+        __m512i wl[5], wr[5];
+        limbs_add(wl, w, gq, 3, 5, 1, borrow);
+        limbs_add(wr, w, gq, 3, 5, 0, _mm512_setzero_si512());
+        /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1, limb 2 below
+         * 32 - h; the value from bit 32 - h of limb 2 */
+        __m512i sh = _mm512_sub_epi64(set64(32), h[b]);
+        __m512i from0 = _mm512_sub_epi64(set64(33), h[b]), below2 = low_mask(sh);
 #define ROUND32(W)                                                                       \
     round_to_odd(W[2], W[3], W[4], sh,                                                   \
                  _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(W[0], from0), W[1]),   \
                                  _mm512_and_si512(W[2], below2)))
-    __m512i vb = ROUND32(w), vbl = ROUND32(wl), vbr = ROUND32(wr);
+        vb[b][0] = ROUND32(w);
+        vb[b][1] = ROUND32(wl);
+        vb[b][2] = ROUND32(wr);
 #undef ROUND32
-    /* c = m << 29 is even: the interval's ends are included (out = 0) */
-    __m512i digits = choose8(vb, vbl, vbr, _mm512_setzero_si512());
-    write_out(digits, _mm512_add_epi64(k_index, set64((uint64_t)(int64_t)SE_G64_K_MIN)), out);
-    return regular;
+    }
+    EACH(b) {
+        /* c = m << 29 is even: the interval's ends are included (out = 0) */
+        __m512i digits = choose8(vb[b][0], vb[b][1], vb[b][2], _mm512_setzero_si512());
+        write_out(digits, _mm512_add_epi64(k_index[b], set64((uint64_t)(int64_t)SE_G64_K_MIN)),
+                  out, 8 * b);
+    }
+    return any;
+}
+
+SE_TARGET uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out)
+{
+    return blocks == MAX_BLOCKS ? f64_kernel(bits, out, MAX_BLOCKS) : f64_kernel(bits, out, 1);
+}
+
+SE_TARGET uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out)
+{
+    return blocks == MAX_BLOCKS ? f32_exact_kernel(bits, out, MAX_BLOCKS)
+                                : f32_exact_kernel(bits, out, 1);
 }
 
 #else /* no AVX-512 path compiled */
@@ -305,16 +358,18 @@ SE_TARGET unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digit
 int se_simd_enabled(void) { return 0; }
 int se_simd_set_enabled(int on) { (void)on; return 0; }
 
-unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out)
+uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out)
 {
     (void)bits;
+    (void)blocks;
     (void)out;
     return 0;
 }
 
-unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out)
+uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out)
 {
     (void)bits;
+    (void)blocks;
     (void)out;
     return 0;
 }

@@ -16,16 +16,19 @@
 
 #include <stdint.h>
 
-/* The digits of eight elements, as se_put_layout takes them: the first digit, the next
+/* Elements per call at most: four groups of eight, whose chains the CPU overlaps. */
+#define SE_SIMD_WIDTH 32
+
+/* The digits of up to SE_SIMD_WIDTH elements, as se_put_layout takes them: the first digit, the next
  * sixteen as two words of ASCII digits (lowest byte first), how many of those sixteen
  * are significant, and the decimal exponent e of d.ddd x 10**e. */
 typedef struct {
-    uint64_t first[8];
-    uint64_t wm[8];
-    uint64_t wl[8];
-    int64_t more[8];
-    int64_t e[8];
-} se_digits8;
+    uint64_t first[SE_SIMD_WIDTH];
+    uint64_t wm[SE_SIMD_WIDTH];
+    uint64_t wl[SE_SIMD_WIDTH];
+    int64_t more[SE_SIMD_WIDTH];
+    int64_t e[SE_SIMD_WIDTH];
+} se_digits;
 
 /* 1 when the vector path may be used: compiled in, supported by this CPU, and not
  * turned off by se_simd_set_enabled(0). */
@@ -35,11 +38,11 @@ int se_simd_enabled(void);
  * For tests (both paths on one machine) and for users who want the scalar path. */
 int se_simd_set_enabled(int enabled);
 
-/* The digits of bits[0..8) as float64 (repr), and as float32 widened to float64 (exact
- * mode). Returns the mask of lanes filled: bit j set when element j is regular (normal,
- * fraction not zero); the other lanes of *out are unspecified. Only call when
- * se_simd_enabled(). */
-unsigned se_simd_f64_digits8(const unsigned char *bits, se_digits8 *out);
-unsigned se_simd_f32_exact_digits8(const unsigned char *bits, se_digits8 *out);
+/* The digits of 8 * blocks elements at `bits` (blocks: 1 or SE_SIMD_WIDTH / 8) as float64
+ * (repr), or as float32 widened to float64 (exact mode). Returns the mask of lanes
+ * filled: bit j set when element j is regular (normal, fraction not zero); the other
+ * lanes of *out are unspecified. Only call when se_simd_enabled(). */
+uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out);
+uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
 
 #endif /* SE_SIMD_H */
