@@ -153,6 +153,8 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
     }
 FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64)
 FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact)
+FLOAT_RUN_WRITER_SIMD(run_f32_shortest_simd, uint32_t, 31, se_simd_f32_shortest_digits,
+                      run_f32_shortest)
 
 /* The small float dtypes, by table. A slot holds the token and its "," (se_lut.h); the
  * first 24 bytes of a slot cover every finite token of these formats with its ","
@@ -209,7 +211,7 @@ se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
     case SE_FLOAT64: return se_simd_enabled() ? run_f64_simd : run_f64;
     case SE_FLOAT32:
         if (format == SE_FORMAT_SHORTEST)
-            return run_f32_shortest;
+            return se_simd_enabled() ? run_f32_shortest_simd : run_f32_shortest;
         return se_simd_enabled() ? run_f32_exact_simd : run_f32_exact;
     case SE_FLOAT16:
     case SE_BFLOAT16: return run_lut16;

@@ -12,6 +12,8 @@
  */
 #include "se_simd.h"
 
+#include <string.h>
+
 #include "se_tables.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -342,6 +344,101 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigne
     return any;
 }
 
+/* float32 shortest: se_schubfach.h's convert32_at, whose products are g (64 bits) times
+ * cp = (4m + d) << h, d in {-2, 0, 2}, h in 33..36: with Q = (4m + d) * g = b * 2**32 + a
+ * (a < 2**32; two 32-bit products), r = floor(Q / 2**(95 - h)) = b >> (63 - h), made odd
+ * when bits [64 - h, 95 - h) of Q are not all zero. The digits (at most nine) are laid out
+ * as se_put_decimal9 does. Values in [1e10, 1e16), where the exact token can be shorter
+ * (se_shorter_of_exact_f32), are left to the scalar path. */
+SE_TARGET static inline __m512i round_to_odd_q(__m512i x, __m512i g_lo, __m512i g_hi,
+                                               __m512i h)
+{
+    __m512i a = _mm512_mul_epu32(x, g_lo);
+    __m512i b = _mm512_add_epi64(_mm512_mul_epu32(x, g_hi), hi32(a));
+    __m512i r = _mm512_srlv_epi64(b, _mm512_sub_epi64(set64(63), h));
+    __m512i sticky = _mm512_or_si512(_mm512_srlv_epi64(lo32(a), _mm512_sub_epi64(set64(64), h)),
+                                     _mm512_and_si512(b, low_mask(_mm512_sub_epi64(set64(63), h))));
+    __mmask8 odd = _mm512_test_epi64_mask(sticky, sticky);
+    return _mm512_mask_or_epi64(r, odd, r, set64(1));
+}
+
+/* 10**i for lane values i in 0..15. */
+SE_TARGET static inline __m512i pow10_of(__m512i i)
+{
+    const __m512i low = _mm512_set_epi64(10000000, 1000000, 100000, 10000, 1000, 100, 10, 1);
+    const __m512i high = _mm512_set_epi64(1000000000000000LL, 100000000000000LL,
+                                          10000000000000LL, 1000000000000LL, 100000000000LL,
+                                          10000000000LL, 1000000000LL, 100000000LL);
+    return _mm512_permutex2var_epi64(low, i, high);
+}
+
+/* digits * 10**k (1 <= digits < 10**9) -> se_put_layout's pieces for lanes [at, at + 8). */
+SE_TARGET static inline void write_out9(__m512i digits, __m512i k, se_digits *out, int at)
+{
+    /* n digits: from the bit length (se_digit_count's estimate), corrected by one compare */
+    __m512i bits = _mm512_sub_epi64(set64(64), _mm512_lzcnt_epi64(digits));
+    __m512i n = _mm512_srli_epi64(_mm512_mul_epu32(bits, set64(1233)), 12);
+    n = _mm512_mask_add_epi64(n, _mm512_cmpge_epu64_mask(digits, pow10_of(n)), n, set64(1));
+    __m512i s9 = _mm512_mul_epu32(digits, pow10_of(_mm512_sub_epi64(set64(9), n)));
+    __m512i first = _mm512_srli_epi64(_mm512_mul_epu32(s9, set64(1441151881)), 57);
+    __m512i m = eight_digits8(_mm512_sub_epi64(s9, _mm512_mul_epu32(first, set64(100000000))));
+    const __m512i ascii = set64(0x3030303030303030ULL);
+    _mm512_storeu_si512(out->first + at, first);
+    _mm512_storeu_si512(out->wm + at, _mm512_add_epi64(m, ascii));
+    _mm512_storeu_si512(out->wl + at, ascii);
+    _mm512_storeu_si512(out->more + at,
+                        _mm512_sub_epi64(set64(8), _mm512_srli_epi64(_mm512_lzcnt_epi64(m), 3)));
+    _mm512_storeu_si512(out->e + at, _mm512_add_epi64(k, _mm512_sub_epi64(n, set64(1))));
+}
+
+SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_shortest_kernel(const unsigned char *bits,
+                                                                      se_digits *out,
+                                                                      const int blocks)
+{
+    __m512i m[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], g[MAX_BLOCKS];
+    __mmask8 regular[MAX_BLOCKS];
+    uint32_t any = 0;
+    const float padded_from = 1e10f, padded_to = 1e16f;  /* se_put_f32_shortest_bits */
+    uint32_t from_bits, to_bits;
+    memcpy(&from_bits, &padded_from, 4);
+    memcpy(&to_bits, &padded_to, 4);
+    EACH(b) {
+        __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)(bits + 32 * b)));
+        __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
+        __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
+        __m512i magnitude = _mm512_and_si512(x, set64(0x7fffffff));
+        __mmask8 padded = _mm512_cmpge_epu64_mask(magnitude, set64(from_bits)) &
+                          _mm512_cmplt_epu64_mask(magnitude, set64(to_bits));
+        regular[b] = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
+                     _mm512_cmpneq_epu64_mask(e, set64(0xff)) & (__mmask8)~padded;
+        any |= (uint32_t)regular[b] << (8 * b);
+        m[b] = _mm512_or_si512(t, set64(1u << 23));
+        gather_kh(e, se_f32_shortest_kh, &k_index[b], &h[b]);
+    }
+    if (!any)
+        return 0;
+    EACH(b) g[b] = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), regular[b], k_index[b],
+                                               se_g32, 8);
+    EACH(b) {
+        __m512i g_lo = lo32(g[b]), g_hi = hi32(g[b]);
+        __m512i cb = _mm512_slli_epi64(m[b], 2);
+        __m512i vb = round_to_odd_q(cb, g_lo, g_hi, h[b]);
+        __m512i vbl = round_to_odd_q(_mm512_sub_epi64(cb, set64(2)), g_lo, g_hi, h[b]);
+        __m512i vbr = round_to_odd_q(_mm512_add_epi64(cb, set64(2)), g_lo, g_hi, h[b]);
+        __m512i digits = choose8(vb, vbl, vbr, _mm512_and_si512(m[b], set64(1)));
+        write_out9(digits, _mm512_add_epi64(k_index[b], set64((uint64_t)(int64_t)SE_G32_K_MIN)),
+                   out, 8 * b);
+    }
+    return any;
+}
+
+SE_TARGET uint32_t se_simd_f32_shortest_digits(const unsigned char *bits, int blocks,
+                                               se_digits *out)
+{
+    return blocks == MAX_BLOCKS ? f32_shortest_kernel(bits, out, MAX_BLOCKS)
+                                : f32_shortest_kernel(bits, out, 1);
+}
+
 SE_TARGET uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out)
 {
     return blocks == MAX_BLOCKS ? f64_kernel(bits, out, MAX_BLOCKS) : f64_kernel(bits, out, 1);
@@ -367,6 +464,14 @@ uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *ou
 }
 
 uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out)
+{
+    (void)bits;
+    (void)blocks;
+    (void)out;
+    return 0;
+}
+
+uint32_t se_simd_f32_shortest_digits(const unsigned char *bits, int blocks, se_digits *out)
 {
     (void)bits;
     (void)blocks;

@@ -4,7 +4,8 @@
  * its digit writing are ~200 instructions per element, a long chain that the CPU can
  * hardly overlap. Here the same arithmetic runs on eight elements in the lanes of one
  * vector (products in 32-bit limbs, divisions by constants as multiplies), and the run
- * writer only lays out the digits it gets back (se_put_layout). Lanes whose element is
+ * writer only lays out the digits it gets back (se_put_layout). float32 in both modes and
+ * float64 have a vector path. Lanes whose element is
  * not a "regular" float -- zero, a power of two, subnormal, NaN or infinity -- are left
  * to the scalar path, which knows those cases.
  *
@@ -44,5 +45,9 @@ int se_simd_set_enabled(int enabled);
  * lanes of *out are unspecified. Only call when se_simd_enabled(). */
 uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out);
 uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
+
+/* The same for float32 shortest mode (the fewest digits that read back as the float32).
+ * Elements in [1e10, 1e16), whose exact token can be shorter, are left out (not regular). */
+uint32_t se_simd_f32_shortest_digits(const unsigned char *bits, int blocks, se_digits *out);
 
 #endif /* SE_SIMD_H */
