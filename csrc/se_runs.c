@@ -115,36 +115,45 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
     static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
                           const se_run_options *o, int64_t *bad)                         \
     {                                                                                    \
-        char *p = *out;                                                                  \
+        /* p's address is never taken (q stands in for the scalar calls), so that it    \
+         * stays in a register through the loop */                                      \
+        char *p = *out, *q;                                                              \
         int64_t i = 0, b = 0;                                                            \
         se_status st;                                                                    \
         se_digits d;                                                                     \
         while (n - i >= 8) {                                                             \
             int width = n - i >= SE_SIMD_WIDTH ? SE_SIMD_WIDTH : 8;                      \
             uint32_t regular = DIGITS(src, width / 8, &d);                               \
-            for (int j = 0; j < width; j++, src += sizeof(TYPE)) {                       \
+            for (int j = 0; j < width; j++) {                                            \
+                TYPE bits;                                                               \
+                memcpy(&bits, src + j * sizeof(TYPE), sizeof bits);                      \
                 if (se_likely(regular >> j & 1)) {                                       \
-                    TYPE bits;                                                           \
-                    memcpy(&bits, src, sizeof bits);                                     \
                     *p = '-';                                                            \
                     p += bits >> (SIGN_SHIFT);                                           \
                     p = se_put_layout(p, (uint32_t)d.first[j], d.wm[j], d.wl[j],         \
                                       (int)d.more[j], (int)d.e[j]);                      \
-                } else if ((st = SCALAR_RUN(src, 1, &p, o, &b))) {                       \
-                    *bad = i + j;                                                        \
-                    *out = p;                                                            \
-                    return st;                                                           \
+                } else {                                                                 \
+                    q = p;                                                               \
+                    if ((st = SCALAR_RUN(src + j * sizeof(TYPE), 1, &q, o, &b))) {       \
+                        *bad = i + j;                                                    \
+                        *out = q;                                                        \
+                        return st;                                                       \
+                    }                                                                    \
+                    p = q;                                                               \
                 }                                                                        \
                 *p++ = ',';                                                              \
             }                                                                            \
+            src += width * sizeof(TYPE);                                                 \
             i += width;                                                                  \
         }                                                                                \
         if (i < n) {                                                                     \
-            if ((st = SCALAR_RUN(src, n - i, &p, o, &b))) {                              \
+            q = p;                                                                       \
+            if ((st = SCALAR_RUN(src, n - i, &q, o, &b))) {                              \
                 *bad = i + b;                                                            \
-                *out = p;                                                                \
+                *out = q;                                                                \
                 return st;                                                               \
             }                                                                            \
+            p = q;                                                                       \
         } else {                                                                         \
             p -= n > 0;                                                                  \
         }                                                                                \

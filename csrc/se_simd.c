@@ -154,19 +154,21 @@ SE_TARGET static inline __m512i choose8(__m512i vb, __m512i vbl, __m512i vbr, __
 }
 
 /* The 8 decimal digits of each lane's x < 10**8 as byte values 0..9, the first in the
- * lowest byte: se_eight_digits's splits (10**4, then 100 in 32-bit lanes, then 10 in
- * 16-bit lanes), every lane at once. */
+ * lowest byte: split by 10**4 in 64-bit lanes, by 100 in 32-bit lanes, by 10 in 16-bit
+ * lanes (se_sixteen_digits's ladder), each quotient to the lower half of its lane and the
+ * remainder to the upper half. The 16-bit steps divide with a high multiply:
+ * (v * 5243) >> 19 = v / 100 for v < 10**4, (v * 6554) >> 16 = v / 10 for v < 100. */
 SE_TARGET static inline __m512i eight_digits8(__m512i x)
 {
     __m512i q = _mm512_srli_epi64(_mm512_mul_epu32(x, set64(109951163)), 40);
     __m512i r = _mm512_sub_epi64(x, _mm512_mul_epu32(q, set64(10000)));
     __m512i v = _mm512_or_si512(q, _mm512_slli_epi64(r, 32));
-    q = _mm512_and_si512(_mm512_srli_epi32(_mm512_mullo_epi32(v, _mm512_set1_epi32(10486)), 20),
-                         _mm512_set1_epi32(0x7f));
-    v = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_mullo_epi32(q, _mm512_set1_epi32(100))), 16));
-    q = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(v, _mm512_set1_epi16(103)), 10),
-                         _mm512_set1_epi16(0xf));
-    return _mm512_or_si512(q, _mm512_slli_epi16(_mm512_sub_epi16(v, _mm512_mullo_epi16(q, _mm512_set1_epi16(10))), 8));
+    q = _mm512_srli_epi16(_mm512_mulhi_epu16(v, _mm512_set1_epi32(5243)), 3);
+    r = _mm512_sub_epi16(v, _mm512_mullo_epi16(q, _mm512_set1_epi32(100)));
+    v = _mm512_or_si512(q, _mm512_slli_epi32(r, 16));
+    q = _mm512_mulhi_epu16(v, _mm512_set1_epi16(6554));
+    r = _mm512_sub_epi16(v, _mm512_mullo_epi16(q, _mm512_set1_epi16(10)));
+    return _mm512_or_si512(q, _mm512_slli_epi16(r, 8));
 }
 
 /* x / 10**8 and x mod 10**8 for x < 2**57: a float64 quotient is off by at most one (x
@@ -176,7 +178,7 @@ SE_TARGET static inline __m512i divmod_1e8(__m512i x, __m512i *rem)
     const __m512i d = set64(100000000);
     __m512d approx = _mm512_mul_pd(_mm512_cvtepu64_pd(x), _mm512_set1_pd(1e-8));
     __m512i q = _mm512_cvttpd_epu64(approx);
-    __m512i r = _mm512_sub_epi64(x, _mm512_mullo_epi64(q, d));
+    __m512i r = _mm512_sub_epi64(x, _mm512_mul_epu32(q, d));  /* q < 2**31: one 32x32 product */
     __mmask8 under = _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512());
     q = _mm512_mask_sub_epi64(q, under, q, set64(1));
     r = _mm512_mask_add_epi64(r, under, r, d);
