@@ -5,7 +5,9 @@
  * of the exponent): r = floor(X / 2**127), made odd when bits [64, 127) of X are not all
  * zero. With cp = 2**(h + 1) * (2c + d), d in {-1, 0, 1}, that is, for Z = (2c + d) * g,
  * r = floor(Z / 2**(126 - h)) | (bits [63 - h, 126 - h) of Z != 0). Z is computed here in
- * 32-bit limbs held in 64-bit lanes: one 2c * g product, and Z for d = -1, 1 by adding g.
+ * 52-bit limbs held in 64-bit lanes, with the 52x52-bit multiply-adds of AVX-512 IFMA:
+ * one c * g product (c = 2**52 + t: t * g, plus g one limb up), and Z = 2 * c * g + d * g
+ * limb by limb; limbs may run over 52 bits (signed) until one carry pass at the end.
  * A float32 widened to float64 has c = m * 2**29 (m < 2**24): then only
  * W = floor(Z / 2**30) = m * g + floor(d * g / 2**30) matters (the bits looked at are all
  * above bit 30), a product of one limb.
@@ -24,13 +26,14 @@
 #if SE_HAVE_AVX512
 #include <immintrin.h>
 
-#define SE_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512cd")))
+#define SE_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512cd,avx512ifma")))
 
 static int cpu_supported(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd");
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512ifma");
 }
 
 /* -1: not asked yet; then 0 or 1. Racy first use only ever stores the same value. */
@@ -56,9 +59,12 @@ SE_TARGET static inline __m512i set64(uint64_t v) { return _mm512_set1_epi64((lo
 SE_TARGET static inline __m512i lo32(__m512i v) { return _mm512_and_si512(v, set64(LIMB)); }
 SE_TARGET static inline __m512i hi32(__m512i v) { return _mm512_srli_epi64(v, 32); }
 
-/* The 126-bit g of each lane's table index, as four 32-bit limbs (lowest first). */
+#define LIMB52 ((1ULL << 52) - 1)
+
+/* The 126-bit g of each lane's table index, as 52-bit limbs (lowest first; the top one has
+ * 22 bits), and its two 64-bit halves. */
 typedef struct {
-    __m512i l[4];
+    __m512i l[3];
     __m512i hi64, lo64; /* g >> 64 and g mod 2**64 */
 } g_limbs;
 
@@ -69,10 +75,10 @@ SE_TARGET static inline g_limbs gather_g(__m512i k_index, __mmask8 lanes)
     g.hi64 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lanes, at, se_g64, 8);
     g.lo64 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lanes,
                                          _mm512_add_epi64(at, set64(1)), se_g64, 8);
-    g.l[0] = lo32(g.lo64);
-    g.l[1] = hi32(g.lo64);
-    g.l[2] = lo32(g.hi64);
-    g.l[3] = hi32(g.hi64);
+    g.l[0] = _mm512_and_si512(g.lo64, set64(LIMB52));
+    g.l[1] = _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64(g.lo64, 52),
+                                              _mm512_slli_epi64(g.hi64, 12)), set64(LIMB52));
+    g.l[2] = _mm512_srli_epi64(g.hi64, 40);
     return g;
 }
 
@@ -85,31 +91,23 @@ SE_TARGET static inline void gather_kh(__m512i e, const int16_t (*table)[2], __m
     *h = _mm512_srli_epi64(kh, 16);
 }
 
-/* a + b * sign over n limbs (sign +1 or -1 as b added or subtracted), carries propagated:
- * lanes hold signed 64-bit sums, so a borrow is an arithmetic shift's -1. */
-SE_TARGET static inline void limbs_add(__m512i *out, const __m512i *a, const __m512i *b, int nb,
-                                       int n, int subtract, __m512i initial)
+/* Carries n signed, overlong limbs into 52-bit ones (the top limb keeps the rest). */
+SE_TARGET static inline void carry52(__m512i *l, int n)
 {
-    __m512i carry = initial;
-    for (int i = 0; i < n; i++) {
-        __m512i s = _mm512_add_epi64(a[i], carry);
-        if (i < nb)
-            s = subtract ? _mm512_sub_epi64(s, b[i]) : _mm512_add_epi64(s, b[i]);
-        out[i] = lo32(s);
-        carry = _mm512_srai_epi64(s, 32);
+    for (int i = 0; i + 1 < n; i++) {
+        l[i + 1] = _mm512_add_epi64(l[i + 1], _mm512_srai_epi64(l[i], 52));
+        l[i] = _mm512_and_si512(l[i], set64(LIMB52));
     }
 }
 
-/* r = floor(Z / 2**(64 * 0 + 32 * top + sh)) | sticky, the rounding to odd, from limbs:
- * value bits start at bit sh of limb `top`; sticky is any bit set in `low` (already
- * selected by the caller). */
-SE_TARGET static inline __m512i round_to_odd(__m512i a, __m512i b, __m512i c, __m512i sh,
+/* Rounding to odd from normalised limbs: floor(Z / 2**(52 * j + sh)) for the value held
+ * in limbs a (= limb j, taken from bit sh) and b (the next one), made odd when
+ * sticky_bits (the caller's selection of the bits below) are not all zero. */
+SE_TARGET static inline __m512i round_to_odd(__m512i a, __m512i b, __m512i sh,
                                              __m512i sticky_bits)
 {
-    /* floor((a + b * 2**32 + c * 2**64) / 2**sh), 0 < sh < 32: the parts do not overlap */
-    __m512i r = _mm512_srlv_epi64(a, sh);
-    r = _mm512_or_si512(r, _mm512_sllv_epi64(b, _mm512_sub_epi64(set64(32), sh)));
-    r = _mm512_or_si512(r, _mm512_sllv_epi64(c, _mm512_sub_epi64(set64(64), sh)));
+    __m512i r = _mm512_or_si512(_mm512_srlv_epi64(a, sh),
+                                _mm512_sllv_epi64(b, _mm512_sub_epi64(set64(52), sh)));
     __mmask8 odd = _mm512_test_epi64_mask(sticky_bits, sticky_bits);
     return _mm512_mask_or_epi64(r, odd, r, set64(1));
 }
@@ -245,33 +243,29 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f64_kernel(const unsigned char
         return 0;
     EACH(b) g[b] = gather_g(k_index[b], regular[b]);
     EACH(b) {
-        /* 2c * g: 2c = a0 + a1 * 2**32 (a1 < 2**22), row by row, carries as they come */
-        __m512i two_c = _mm512_slli_epi64(_mm512_or_si512(t[b], set64(1ULL << 52)), 1);
-        __m512i a0 = lo32(two_c), a1 = hi32(two_c);
-        __m512i z[6], acc = _mm512_setzero_si512();
+        /* W = c * g = t * g + g * 2**52 (t < 2**52); Z = 2W + d * g, d = 0, -1, 1 */
+        const __m512i zero = _mm512_setzero_si512();
+        __m512i w[4];
+        w[0] = _mm512_madd52lo_epu64(zero, t[b], g[b].l[0]);
+        w[1] = _mm512_madd52lo_epu64(_mm512_madd52hi_epu64(g[b].l[0], t[b], g[b].l[0]), t[b], g[b].l[1]);
+        w[2] = _mm512_madd52lo_epu64(_mm512_madd52hi_epu64(g[b].l[1], t[b], g[b].l[1]), t[b], g[b].l[2]);
+        w[3] = _mm512_madd52hi_epu64(g[b].l[2], t[b], g[b].l[2]);
+        __m512i z[4], zl[4], zr[4];
         for (int i = 0; i < 4; i++) {
-            acc = _mm512_add_epi64(_mm512_mul_epu32(a0, g[b].l[i]), hi32(acc));
-            z[i] = lo32(acc);
+            z[i] = _mm512_slli_epi64(w[i], 1);
+            zl[i] = i < 3 ? _mm512_sub_epi64(z[i], g[b].l[i]) : z[i];
+            zr[i] = i < 3 ? _mm512_add_epi64(z[i], g[b].l[i]) : z[i];
         }
-        z[4] = hi32(acc);
-        acc = _mm512_setzero_si512();
-        for (int i = 0; i < 4; i++) {
-            acc = _mm512_add_epi64(_mm512_add_epi64(z[i + 1], _mm512_mul_epu32(a1, g[b].l[i])),
-                                   hi32(acc));
-            z[i + 1] = lo32(acc);
-        }
-        z[5] = hi32(acc);
-        __m512i zl[6], zr[6];
-        limbs_add(zl, z, g[b].l, 4, 6, 1, _mm512_setzero_si512());
-        limbs_add(zr, z, g[b].l, 4, 6, 0, _mm512_setzero_si512());
-        /* r from bits [63 - h, 126 - h): limb 1 from bit 31 - h, limb 2, limb 3 below
-         * 30 - h; the value from bit 30 - h of limb 3 */
-        __m512i sh = _mm512_sub_epi64(set64(30), h[b]);
-        __m512i from1 = _mm512_sub_epi64(set64(31), h[b]), below3 = low_mask(sh);
+        carry52(z, 4);
+        carry52(zl, 4);
+        carry52(zr, 4);
+        /* r from bits [63 - h, 126 - h): limb 1 from bit 11 - h, limb 2 below 22 - h; the
+         * value from bit 22 - h of limb 2 */
+        __m512i sh = _mm512_sub_epi64(set64(22), h[b]);
+        __m512i from1 = _mm512_sub_epi64(set64(11), h[b]), below2 = low_mask(sh);
 #define ROUND64(Z)                                                                       \
-    round_to_odd(Z[3], Z[4], Z[5], sh,                                                   \
-                 _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(Z[1], from1), Z[2]),   \
-                                 _mm512_and_si512(Z[3], below3)))
+    round_to_odd(Z[2], Z[3], sh,                                                         \
+                 _mm512_or_si512(_mm512_srlv_epi64(Z[1], from1), _mm512_and_si512(Z[2], below2)))
         vb[b][0] = ROUND64(z);
         vb[b][1] = ROUND64(zl);
         vb[b][2] = ROUND64(zr);
@@ -307,31 +301,37 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigne
         return 0;
     EACH(b) g[b] = gather_g(k_index[b], regular[b]);
     EACH(b) {
-        /* W = m * g (m < 2**24: one row), then m * g + floor(-/+ g / 2**30) */
-        __m512i w[5], acc = _mm512_setzero_si512();
-        for (int i = 0; i < 4; i++) {
-            acc = _mm512_add_epi64(_mm512_mul_epu32(m[b], g[b].l[i]), hi32(acc));
-            w[i] = lo32(acc);
-        }
-        w[4] = hi32(acc);
-        __m512i gq_lo = _mm512_or_si512(_mm512_srli_epi64(g[b].lo64, 30),
-                                        _mm512_slli_epi64(g[b].hi64, 34));
-        __m512i gq[3] = {lo32(gq_lo), hi32(gq_lo), _mm512_srli_epi64(g[b].hi64, 30)};
+        /* W = m * g (m < 2**24, so the top limb's product has no high part), then
+         * m * g + floor(-/+ g / 2**30) */
+        const __m512i zero = _mm512_setzero_si512();
+        __m512i w[3], wl[3], wr[3];
+        w[0] = _mm512_madd52lo_epu64(zero, m[b], g[b].l[0]);
+        w[1] = _mm512_madd52lo_epu64(_mm512_madd52hi_epu64(zero, m[b], g[b].l[0]), m[b], g[b].l[1]);
+        w[2] = _mm512_madd52lo_epu64(_mm512_madd52hi_epu64(zero, m[b], g[b].l[1]), m[b], g[b].l[2]);
+        /* g >> 30 in 52-bit limbs, and 1 where g's low 30 bits are not 0 (the floor of
+         * -g / 2**30 is one lower) */
+        __m512i gq0 = _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64(g[b].lo64, 30),
+                                                       _mm512_slli_epi64(g[b].hi64, 34)),
+                                       set64(LIMB52));
+        __m512i gq1 = _mm512_srli_epi64(g[b].hi64, 18);
         __m512i g_rem = _mm512_and_si512(g[b].lo64, set64((1u << 30) - 1));
-        /* floor(-g / 2**30) = -(g >> 30) - (1 when g's low 30 bits are not 0) */
-        __m512i borrow = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(g_rem, g_rem),
-                                                set64((uint64_t)-1));
-        __m512i wl[5], wr[5];
-        limbs_add(wl, w, gq, 3, 5, 1, borrow);
-        limbs_add(wr, w, gq, 3, 5, 0, _mm512_setzero_si512());
-        /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1, limb 2 below
-         * 32 - h; the value from bit 32 - h of limb 2 */
-        __m512i sh = _mm512_sub_epi64(set64(32), h[b]);
-        __m512i from0 = _mm512_sub_epi64(set64(33), h[b]), below2 = low_mask(sh);
+        __m512i borrow = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(g_rem, g_rem), set64(1));
+        wl[0] = _mm512_sub_epi64(_mm512_sub_epi64(w[0], gq0), borrow);
+        wl[1] = _mm512_sub_epi64(w[1], gq1);
+        wl[2] = w[2];
+        wr[0] = _mm512_add_epi64(w[0], gq0);
+        wr[1] = _mm512_add_epi64(w[1], gq1);
+        wr[2] = w[2];
+        carry52(w, 3);
+        carry52(wl, 3);
+        carry52(wr, 3);
+        /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1 below 44 - h;
+         * the value from bit 44 - h of limb 1 */
+        __m512i sh = _mm512_sub_epi64(set64(44), h[b]);
+        __m512i from0 = _mm512_sub_epi64(set64(33), h[b]), below1 = low_mask(sh);
 #define ROUND32(W)                                                                       \
-    round_to_odd(W[2], W[3], W[4], sh,                                                   \
-                 _mm512_or_si512(_mm512_or_si512(_mm512_srlv_epi64(W[0], from0), W[1]),   \
-                                 _mm512_and_si512(W[2], below2)))
+    round_to_odd(W[1], W[2], sh,                                                         \
+                 _mm512_or_si512(_mm512_srlv_epi64(W[0], from0), _mm512_and_si512(W[1], below1)))
         vb[b][0] = ROUND32(w);
         vb[b][1] = ROUND32(wl);
         vb[b][2] = ROUND32(wr);

@@ -1,4 +1,5 @@
-/* Eight floats' decimal digits at once, with AVX-512 where the CPU has it.
+/* Eight floats' decimal digits at once, with AVX-512 (F, DQ, BW, CD and IFMA: Ice Lake,
+ * Sapphire Rapids, Zen 4 and later) where the CPU has it.
  *
  * The run writers (se_runs.c) format floats one at a time: a Schubfach conversion and
  * its digit writing are ~200 instructions per element, a long chain that the CPU can
