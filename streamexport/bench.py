@@ -694,14 +694,15 @@ def formatter_section(args, workdir):
                 same = np.array_equal(round_bits(parsed.reshape(-1), dtype),
                                       round_bits(truth.reshape(-1), dtype))
             check[who] = {"ok": bool(same), "bytes": len(text)}
-        ours, others = [], []
+        ours, others, ours_cpu, others_cpu = [], [], [], []
         for _ in range(repeat):     # interleaved, so a busy moment hits both
-            begin = time.perf_counter()
-            dumps(mine, float_format=fmt)
-            ours.append(time.perf_counter() - begin)
-            begin = time.perf_counter()
-            orjson.dumps(theirs, option=option)
-            others.append(time.perf_counter() - begin)
+            for call, wall, cpu in ((lambda: dumps(mine, float_format=fmt), ours, ours_cpu),
+                                    (lambda: orjson.dumps(theirs, option=option), others,
+                                     others_cpu)):
+                begin, begin_cpu = time.perf_counter(), time.thread_time()
+                call()
+                cpu.append(time.thread_time() - begin_cpu)
+                wall.append(time.perf_counter() - begin)
         row = {"case": name, "elements": elements, "float_format": fmt, "orjson_input": their_input,
                "streamexport_seconds": _stats(ours), "orjson_seconds": _stats(others),
                "streamexport_eps": elements / statistics.median(ours),
@@ -711,6 +712,9 @@ def formatter_section(args, workdir):
                "check": "ok" if all(c["ok"] for c in check.values()) else
                "MISMATCH: " + ", ".join(w for w, c in check.items() if not c["ok"])}
         row["ratio"] = row["streamexport_eps"] / row["orjson_eps"]
+        # The same ratio in this thread's CPU time (page faults included): on a shared
+        # machine it moves less than the wall-clock one, which the targets are judged on.
+        row["cpu_ratio"] = statistics.median(others_cpu) / max(statistics.median(ours_cpu), 1e-9)
         rows.append(row)
     section = {"elements": elements, "shape": [elements // 1024, 1024], "repeat": repeat,
                "how": how, "std": WEIGHT_STD, "rows": rows}
