@@ -47,6 +47,11 @@ from ._verify_numbers import (_FLOAT_FORMATS, _INT_RANGES, _KINDS, _Cursor, _dec
                               _is_shortest_text, round_to_format, widen)
 from .errors import StreamExportError, VerifyError
 
+try:    # the C loop over a group's events; without it the Python path checks every group
+    from ._verify_events import take_values as _take_values
+except ImportError:
+    _take_values = None
+
 GROUP_EVENTS = 1 << 12          # events pulled and checked at once (about 400 kB of tuples)
 
 _NAME = itemgetter(0)
@@ -55,6 +60,8 @@ _S, _E, _N, _B = "start_array", "end_array", "number", "boolean"
 _U64 = np.uint64
 
 _TORCH_NAMES = {f"torch.{name}": name for name in _KINDS}
+# per element kind: take_values's letter and the array its values go to
+_VALUE_ARRAYS = {"float": ("f", np.float64), "int": ("i", np.int64), "bool": ("b", np.bool_)}
 _FLOAT_MODES = ("exact", "shortest")
 
 
@@ -228,6 +235,7 @@ class _Spec:
         self.first_failure = None       # under all_failures: the first wrong element's line
         self.bad_elements = 0
         self.elem = _B if self.kind == "bool" else _N
+        self.values_kind, self.values_dtype = _VALUE_ARRAYS[self.kind]
         n = len(self.shape)
         self.events = [1] * (n + 1)       # events of one block at level k (dims k..n-1)
         self.elements = [1] * (n + 1)     # elements of one block at level k
@@ -247,6 +255,7 @@ class _Spec:
 
 
 _TEMPLATES = {}
+_TEMPLATE_NAMES = {ord("["): _S, ord("]"): _E}
 
 
 def _element_positions(dims):
@@ -268,13 +277,14 @@ class _Template:
     ``bracket_events``, the events picked by ``elements`` must all be named ``elem``, and
     the length must be ``length``; together that is the whole sequence."""
 
-    __slots__ = ("names", "length", "count", "elements", "brackets", "bracket_events")
+    __slots__ = ("names", "letters", "length", "count", "elements", "brackets", "bracket_events")
 
     def __init__(self, elem, dims, repeat):
-        block = [elem]
+        block = b"v"
         for size in reversed(dims):
-            block = [_S] + block * size + [_E]
-        self.names = block * repeat
+            block = b"[" + block * size + b"]"
+        self.letters = block * repeat         # the names, one letter each, for take_values
+        self.names = [_TEMPLATE_NAMES.get(letter, elem) for letter in self.letters]
         self.length = len(self.names)
         if not dims:
             self.count = repeat
@@ -590,6 +600,12 @@ class _Verifier:
             events = self.take(template.length)
         except _ParseError as error:
             self.diagnose(spec, error.events, template.names, stack, error.error)
+        if _take_values is not None and template.count:
+            values = np.empty(template.count, spec.values_dtype)
+            if _take_values(events, 0, template.letters, spec.values_kind, values):
+                self.check_array(spec, values, spec.flat(stack) if stack else 0)
+                return
+            # else the checks below find what is wrong and word it
         if len(events) != template.length:
             self.diagnose(spec, events, template.names, stack, None)
         if template.elements is None:
@@ -659,7 +675,8 @@ class _Verifier:
     # -- values
 
     def check_values(self, spec, elements, flat):
-        """Check the element events of a group (all named number, or all boolean)."""
+        """Check the element events of a group (all named number, or all boolean): their
+        values as an array, or a failure for those that cannot be one."""
         kind = spec.kind
         if kind == "float":
             try:
@@ -668,7 +685,6 @@ class _Verifier:
                 self.unconvertible(spec, list(map(_VALUE, elements)), flat, np.float64,
                                    "is not a float64")
                 return
-            self.check_floats(spec, got, flat)
         elif kind == "int":
             values = list(map(_VALUE, elements))
             if float in set(map(type, values)):
@@ -684,24 +700,36 @@ class _Verifier:
             except OverflowError:
                 self.unconvertible(spec, values, flat, np.int64, "is outside the range of int64")
                 return
-            low, high = _INT_RANGES[spec.dtype]
-            if spec.cursor is not None:
-                want = spec.cursor.take(len(got))
-                bad = got != want
-                reason = None
-            else:
-                want = None
-                bad = (got < low) | (got > high) if spec.dtype != "int64" else None
-                reason = f"is outside the range of torch.{spec.dtype}"
-            if bad is not None and bad.any():
-                self.mismatches(spec, got, want, bad, flat, reason)
         else:
             got = np.fromiter(map(_VALUE, elements), np.bool_, len(elements))
-            if spec.cursor is not None:
-                want = spec.cursor.take(len(got))
-                bad = got != want
-                if bad.any():
-                    self.mismatches(spec, got, want, bad, flat, None)
+        self.check_array(spec, got, flat)
+
+    def check_array(self, spec, got, flat):
+        """Check a group's element values (float64, int64 or bool, by the dtype's kind)."""
+        if spec.kind == "float":
+            self.check_floats(spec, got, flat)
+        elif spec.kind == "int":
+            self.check_ints(spec, got, flat)
+        elif spec.cursor is not None:
+            want = spec.cursor.take(len(got))
+            bad = got != want
+            if bad.any():
+                self.mismatches(spec, got, want, bad, flat, None)
+
+    def check_ints(self, spec, got, flat):
+        if spec.cursor is not None:
+            want = spec.cursor.take(len(got))
+            bad = got != want
+            reason = None
+        elif spec.dtype == "int64":
+            return
+        else:
+            low, high = _INT_RANGES[spec.dtype]
+            want = None
+            bad = (got < low) | (got > high)
+            reason = f"is outside the range of torch.{spec.dtype}"
+        if bad.any():
+            self.mismatches(spec, got, want, bad, flat, reason)
 
     @staticmethod
     def skip_checkpoint(spec, count):
