@@ -219,6 +219,17 @@ class _EventSource:
             raise _ParseError(self._error, events)
         return events
 
+    def take_values(self, letters, kind, out):
+        """Consume the next ``len(letters)`` events if ``_take_values`` accepts them (their
+        element values are then in ``out``); else leave them for ``take``."""
+        count = len(letters)
+        while len(self._buffer) - self._position < count and not self._done:
+            self._fill()
+        if _take_values(self._buffer, self._position, letters, kind, out):
+            self._position += count
+            return True
+        return False
+
     def push_back(self, events):
         self._buffer[self._position:self._position] = events
 
@@ -596,16 +607,16 @@ class _Verifier:
         """Read ``repeat`` blocks at ``level`` whose first begins at ``stack`` (the counters of
         the open arrays); check their events against the template; compare their numbers."""
         template = _template(spec.elem, spec.shape[level:], repeat)
+        if _take_values is not None and template.count:
+            values = np.empty(template.count, spec.values_dtype)
+            if self._events.take_values(template.letters, spec.values_kind, values):
+                self.check_array(spec, values, spec.flat(stack) if stack else 0)
+                return
+            # else the checks below find what is wrong and word it
         try:
             events = self.take(template.length)
         except _ParseError as error:
             self.diagnose(spec, error.events, template.names, stack, error.error)
-        if _take_values is not None and template.count:
-            values = np.empty(template.count, spec.values_dtype)
-            if _take_values(events, 0, template.letters, spec.values_kind, values):
-                self.check_array(spec, values, spec.flat(stack) if stack else 0)
-                return
-            # else the checks below find what is wrong and word it
         if len(events) != template.length:
             self.diagnose(spec, events, template.names, stack, None)
         if template.elements is None:
