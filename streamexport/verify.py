@@ -9,12 +9,16 @@ How it reads (issue 4):
   ``basic_parse_coro``, fed a read at a time), never ``items()`` of a tensor. A slower
   backend is refused unless ``allow_slow_backend``.
 * A tensor's shape fixes its whole event sequence (``[`` ... numbers ... ``]``), so events are
-  taken in groups of about ``GROUP_EVENTS`` and checked against a precomputed template with a
-  few C-level operations: the bracket events (picked by one ``itemgetter``) must equal the
-  template's, and the element events must all carry the element's name. The numbers of a
-  group become one numpy array compared with the checkpoint's elements of the same flat
-  range, streamed with ``tensors.iter_chunks`` (mapped pages released behind). No Python
-  code runs per element; memory is bounded by a group, not by a tensor or the file.
+  taken in groups of about ``GROUP_EVENTS`` and checked against a precomputed template. With
+  the C extension ``_verify_events``, one call checks a group's names against the template
+  and copies its element values into a numpy array, where the push parser left the events.
+  It only says yes or no; a group it declines (or every group, without the extension) goes
+  to the Python path: the bracket events (picked by one ``itemgetter``) must equal the
+  template's, the element events must all carry the element's name, and their values are
+  converted with ``numpy.fromiter``. Either way a group's numbers become one numpy array
+  compared with the checkpoint's elements of the same flat range, streamed with
+  ``tensors.iter_chunks`` (mapped pages released behind). No Python code runs per element;
+  memory is bounded by a group, not by a tensor or the file.
 * Only when a group differs from its template does a slow walk find the first deviating
   event and its multi-dimensional index; the reader then skips to the end of that value so
   that ``all_failures`` can go on with the next tensor.
