@@ -170,9 +170,35 @@ def _value_text(value):
 
 
 class _Sink:
-    """The target of ijson's push parser: ``send`` is a list's ``append``, so events go
-    straight from the C parser into the list."""
+    """The target of ijson's push parser, whose ``send`` receives each event."""
     __slots__ = ("send",)
+
+    def __init__(self, send):
+        self.send = send
+
+
+_LIST_TARGETS = {}
+
+
+def _takes_a_list(backend):
+    """Whether ``backend``'s push parser accepts a list as its target's ``send``.
+
+    yajl2_c's parser appends to such a list itself (PyList_Append) instead of calling a
+    method per event, a few percent of the whole parse. That is how its C code is written
+    rather than a documented promise, so it is tried once on a tiny document; any other
+    backend, or a yajl2_c that calls ``send``, gets the list's ``append``."""
+    found = _LIST_TARGETS.get(backend.__name__)
+    if found is None:
+        events = []
+        try:
+            parser = backend.basic_parse_coro(_Sink(events), use_float=True)
+            parser.send(b"[1.5]")
+            parser.close()
+            found = events == [(_S, None), (_N, 1.5), (_E, None)]
+        except Exception:       # a parser that calls send: TypeError, list is not callable
+            found = False
+        _LIST_TARGETS[backend.__name__] = found
+    return found
 
 
 class _EventSource:
@@ -189,9 +215,8 @@ class _EventSource:
     def __init__(self, backend, stream):
         self._buffer = []
         self._position = 0
-        sink = _Sink()
-        sink.send = self._buffer.append
-        self._parser = backend.basic_parse_coro(sink, use_float=True)
+        send = self._buffer if _takes_a_list(backend) else self._buffer.append
+        self._parser = backend.basic_parse_coro(_Sink(send), use_float=True)
         self._stream = stream
         self._done = False
         self._error = None

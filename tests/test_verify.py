@@ -483,6 +483,25 @@ def test_slow_backend_is_refused_unless_allowed(files, monkeypatch):
     assert only_failure(verify(bad, allow_slow_backend=True)).startswith('"fc.weight"[1, 2]')
 
 
+def test_push_parser_targets(files, monkeypatch):
+    """yajl2_c appends events to a list target itself; ijson's pure-Python backend calls
+    ``send``, so it gets the list's append, and verify gives the same verdicts with it."""
+    import io
+
+    import ijson
+    assert V._takes_a_list(ijson.get_backend("yajl2_c"))
+    python = ijson.get_backend("python")
+    assert not V._takes_a_list(python)
+    source = V._EventSource(python, io.BytesIO(b"[1.5,true]"))
+    assert source.take(5) == [("start_array", None), ("number", 1.5), ("boolean", True),
+                              ("end_array", None)]
+    monkeypatch.setattr(V, "_load_backend", lambda allow_slow_backend: python)
+    report = verify(files["exact"], against=files["ckpt"])
+    assert report.ok and report.backend == "python"
+    bad = edit(files, "big", 3 * 40 + 7, lambda tok: b"false")
+    assert only_failure(verify(bad)).startswith('"big"[3, 7]: false where a number')
+
+
 def test_summary_and_lines(files):
     report = verify(files["exact"], against=files["ckpt"])
     line = report.summary()
