@@ -910,8 +910,13 @@ class _Verifier:
         for size in inner:
             per_block *= size
         repeat = max(1, GROUP_EVENTS // length)
+        letter, values_dtype = _VALUE_ARRAYS[kind]
         while True:
             template = _template(elem, inner, repeat)
+            if _take_values is not None and template.count and self._events.take_values(
+                    template.letters, letter, np.empty(template.count, values_dtype)):
+                done += repeat          # whole blocks, their elements all of the tensor's kind
+                continue
             error = None
             try:
                 events = self.take(template.length)
