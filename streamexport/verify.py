@@ -205,10 +205,11 @@ class _EventSource:
     """The document's events, taken in groups of a given length.
 
     The file is fed to ijson's push parser (``basic_parse_coro``) a read at a time; its events
-    collect in one list, and ``take`` slices groups off it. That is a little faster than
-    pulling events one by one from the ``basic_parse`` generator. A parse error is held back
-    until a ``take`` needs events beyond it: the events before it are all served first, and
-    the ``_ParseError`` carries those of the group it cut short."""
+    collect in one list, and ``take`` slices groups off it, or ``take_values`` checks a group
+    where it lies. That is faster than pulling events one by one from the ``basic_parse``
+    generator. A parse error is held back until a ``take`` needs events beyond it: the events
+    before it are all served first, and the ``_ParseError`` carries those of the group it cut
+    short."""
 
     READ_SIZE = 1 << 16
 
@@ -236,10 +237,14 @@ class _EventSource:
             self._done = True
             self._error = error
 
-    def take(self, count):
-        buffer = self._buffer
-        while len(buffer) - self._position < count and not self._done:
+    def _read_ahead(self, count):
+        """Parse until ``count`` events are waiting, or the file (or its valid part) ends."""
+        while len(self._buffer) - self._position < count and not self._done:
             self._fill()
+
+    def take(self, count):
+        self._read_ahead(count)
+        buffer = self._buffer
         start = self._position
         end = min(start + count, len(buffer))
         self._position = end
@@ -251,11 +256,9 @@ class _EventSource:
     def take_values(self, letters, kind, out):
         """Consume the next ``len(letters)`` events if ``_take_values`` accepts them (their
         element values are then in ``out``); else leave them for ``take``."""
-        count = len(letters)
-        while len(self._buffer) - self._position < count and not self._done:
-            self._fill()
+        self._read_ahead(len(letters))
         if _take_values(self._buffer, self._position, letters, kind, out):
-            self._position += count
+            self._position += len(letters)
             return True
         return False
 
