@@ -662,6 +662,17 @@ def take_values():
 
 
 @pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+@pytest.mark.parametrize("source", ["exact", "shortest"])
+def test_good_outputs_never_reach_the_python_path(files, monkeypatch, source):
+    """With the C loop, a good export's groups are all taken by it (no silent slow path)."""
+    slow = []
+    monkeypatch.setattr(V._Verifier, "check_values", lambda *args: slow.append(args[2]))
+    assert verify(files[source], against=files["ckpt"]).ok
+    assert verify(files[source]).ok
+    assert not slow
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
 def test_take_values_fills_the_elements_in_order(take_values):
     events = _events(b'[[1.5,-0.0],[2.5,1e300]]')
     out = np.full(4, 7.0)
