@@ -74,5 +74,14 @@ if not _flag("STREAMEXPORT_DISABLE_SPEEDUPS"):
             extra_link_args=link_args,
         )
     )
+    # verify's event loop: glue only (it reads ijson's Python objects), no C core below it
+    ext_modules.append(
+        Extension(
+            "streamexport._verify_events",
+            sources=[os.path.join(CSRC, "verify", "_verify_events.c")],
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+        )
+    )
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

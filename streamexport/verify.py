@@ -9,12 +9,16 @@ How it reads (issue 4):
   ``basic_parse_coro``, fed a read at a time), never ``items()`` of a tensor. A slower
   backend is refused unless ``allow_slow_backend``.
 * A tensor's shape fixes its whole event sequence (``[`` ... numbers ... ``]``), so events are
-  taken in groups of about ``GROUP_EVENTS`` and checked against a precomputed template with a
-  few C-level operations: the bracket events (picked by one ``itemgetter``) must equal the
-  template's, and the element events must all carry the element's name. The numbers of a
-  group become one numpy array compared with the checkpoint's elements of the same flat
-  range, streamed with ``tensors.iter_chunks`` (mapped pages released behind). No Python
-  code runs per element; memory is bounded by a group, not by a tensor or the file.
+  taken in groups of about ``GROUP_EVENTS`` and checked against a precomputed template. With
+  the C extension ``_verify_events``, one call checks a group's names against the template
+  and copies its element values into a numpy array, where the push parser left the events.
+  It only says yes or no; a group it declines (or every group, without the extension) goes
+  to the Python path: the bracket events (picked by one ``itemgetter``) must equal the
+  template's, the element events must all carry the element's name, and their values are
+  converted with ``numpy.fromiter``. Either way a group's numbers become one numpy array
+  compared with the checkpoint's elements of the same flat range, streamed with
+  ``tensors.iter_chunks`` (mapped pages released behind). No Python code runs per element;
+  memory is bounded by a group, not by a tensor or the file.
 * Only when a group differs from its template does a slow walk find the first deviating
   event and its multi-dimensional index; the reader then skips to the end of that value so
   that ``all_failures`` can go on with the next tensor.
@@ -47,6 +51,11 @@ from ._verify_numbers import (_FLOAT_FORMATS, _INT_RANGES, _KINDS, _Cursor, _dec
                               _is_shortest_text, round_to_format, widen)
 from .errors import StreamExportError, VerifyError
 
+try:    # the C loop over a group's events; without it the Python path checks every group
+    from ._verify_events import take_values as _take_values
+except ImportError:
+    _take_values = None
+
 GROUP_EVENTS = 1 << 12          # events pulled and checked at once (about 400 kB of tuples)
 
 _NAME = itemgetter(0)
@@ -55,6 +64,8 @@ _S, _E, _N, _B = "start_array", "end_array", "number", "boolean"
 _U64 = np.uint64
 
 _TORCH_NAMES = {f"torch.{name}": name for name in _KINDS}
+# per element kind: take_values's letter and the array its values go to
+_VALUE_ARRAYS = {"float": ("f", np.float64), "int": ("i", np.int64), "bool": ("b", np.bool_)}
 _FLOAT_MODES = ("exact", "shortest")
 
 
@@ -159,28 +170,54 @@ def _value_text(value):
 
 
 class _Sink:
-    """The target of ijson's push parser: ``send`` is a list's ``append``, so events go
-    straight from the C parser into the list."""
+    """The target of ijson's push parser, whose ``send`` receives each event."""
     __slots__ = ("send",)
+
+    def __init__(self, send):
+        self.send = send
+
+
+_LIST_TARGETS = {}
+
+
+def _takes_a_list(backend):
+    """Whether ``backend``'s push parser accepts a list as its target's ``send``.
+
+    yajl2_c's parser appends to such a list itself (PyList_Append) instead of calling a
+    method per event, a few percent of the whole parse. That is how its C code is written
+    rather than a documented promise, so it is tried once on a tiny document; any other
+    backend, or a yajl2_c that calls ``send``, gets the list's ``append``."""
+    found = _LIST_TARGETS.get(backend.__name__)
+    if found is None:
+        events = []
+        try:
+            parser = backend.basic_parse_coro(_Sink(events), use_float=True)
+            parser.send(b"[1.5]")
+            parser.close()
+            found = events == [(_S, None), (_N, 1.5), (_E, None)]
+        except Exception:       # a parser that calls send: TypeError, list is not callable
+            found = False
+        _LIST_TARGETS[backend.__name__] = found
+    return found
 
 
 class _EventSource:
     """The document's events, taken in groups of a given length.
 
     The file is fed to ijson's push parser (``basic_parse_coro``) a read at a time; its events
-    collect in one list, and ``take`` slices groups off it. That is a little faster than
-    pulling events one by one from the ``basic_parse`` generator. A parse error is held back
-    until a ``take`` needs events beyond it: the events before it are all served first, and
-    the ``_ParseError`` carries those of the group it cut short."""
+    collect in one list, and ``take`` slices groups off it, or ``take_values`` checks a group
+    where it lies. That is faster than pulling events one by one from the ``basic_parse``
+    generator. A parse error is held back until a ``take`` needs events beyond it: the events
+    before it are all served first, and the ``_ParseError`` carries those of the group it cut
+    short."""
 
     READ_SIZE = 1 << 16
 
     def __init__(self, backend, stream):
         self._buffer = []
         self._position = 0
-        sink = _Sink()
-        sink.send = self._buffer.append
-        self._parser = backend.basic_parse_coro(sink, use_float=True)
+        send = self._buffer if _takes_a_list(backend) else self._buffer.append
+        self._parser = backend.basic_parse_coro(_Sink(send), use_float=True)
         self._stream = stream
         self._done = False
         self._error = None
@@ -200,10 +237,14 @@ class _EventSource:
             self._done = True
             self._error = error
 
-    def take(self, count):
-        buffer = self._buffer
-        while len(buffer) - self._position < count and not self._done:
+    def _read_ahead(self, count):
+        """Parse until ``count`` events are waiting, or the file (or its valid part) ends."""
+        while len(self._buffer) - self._position < count and not self._done:
             self._fill()
+
+    def take(self, count):
+        self._read_ahead(count)
+        buffer = self._buffer
         start = self._position
         end = min(start + count, len(buffer))
         self._position = end
@@ -211,6 +252,15 @@ class _EventSource:
         if end - start < count and self._error is not None:
             raise _ParseError(self._error, events)
         return events
+
+    def take_values(self, letters, kind, out):
+        """Consume the next ``len(letters)`` events if ``_take_values`` accepts them (their
+        element values are then in ``out``); else leave them for ``take``."""
+        self._read_ahead(len(letters))
+        if _take_values(self._buffer, self._position, letters, kind, out):
+            self._position += len(letters)
+            return True
+        return False
 
     def push_back(self, events):
         self._buffer[self._position:self._position] = events
@@ -228,6 +278,7 @@ class _Spec:
         self.first_failure = None       # under all_failures: the first wrong element's line
         self.bad_elements = 0
         self.elem = _B if self.kind == "bool" else _N
+        self.values_kind, self.values_dtype = _VALUE_ARRAYS[self.kind]
         n = len(self.shape)
         self.events = [1] * (n + 1)       # events of one block at level k (dims k..n-1)
         self.elements = [1] * (n + 1)     # elements of one block at level k
@@ -247,6 +298,7 @@ class _Spec:
 
 
 _TEMPLATES = {}
+_TEMPLATE_NAMES = {ord("["): _S, ord("]"): _E}
 
 
 def _element_positions(dims):
@@ -268,13 +320,14 @@ class _Template:
     ``bracket_events``, the events picked by ``elements`` must all be named ``elem``, and
     the length must be ``length``; together that is the whole sequence."""
 
-    __slots__ = ("names", "length", "count", "elements", "brackets", "bracket_events")
+    __slots__ = ("names", "letters", "length", "count", "elements", "brackets", "bracket_events")
 
     def __init__(self, elem, dims, repeat):
-        block = [elem]
+        block = b"v"
         for size in reversed(dims):
-            block = [_S] + block * size + [_E]
-        self.names = block * repeat
+            block = b"[" + block * size + b"]"
+        self.letters = block * repeat         # the names, one letter each, for take_values
+        self.names = [_TEMPLATE_NAMES.get(letter, elem) for letter in self.letters]
         self.length = len(self.names)
         if not dims:
             self.count = repeat
@@ -586,6 +639,12 @@ class _Verifier:
         """Read ``repeat`` blocks at ``level`` whose first begins at ``stack`` (the counters of
         the open arrays); check their events against the template; compare their numbers."""
         template = _template(spec.elem, spec.shape[level:], repeat)
+        if _take_values is not None and template.count:
+            values = np.empty(template.count, spec.values_dtype)
+            if self._events.take_values(template.letters, spec.values_kind, values):
+                self.check_array(spec, values, spec.flat(stack) if stack else 0)
+                return
+            # else the checks below find what is wrong and word it
         try:
             events = self.take(template.length)
         except _ParseError as error:
@@ -659,7 +718,8 @@ class _Verifier:
     # -- values
 
     def check_values(self, spec, elements, flat):
-        """Check the element events of a group (all named number, or all boolean)."""
+        """Check the element events of a group (all named number, or all boolean): their
+        values as an array, or a failure for those that cannot be one."""
         kind = spec.kind
         if kind == "float":
             try:
@@ -668,7 +728,6 @@ class _Verifier:
                 self.unconvertible(spec, list(map(_VALUE, elements)), flat, np.float64,
                                    "is not a float64")
                 return
-            self.check_floats(spec, got, flat)
         elif kind == "int":
             values = list(map(_VALUE, elements))
             if float in set(map(type, values)):
@@ -684,24 +743,36 @@ class _Verifier:
             except OverflowError:
                 self.unconvertible(spec, values, flat, np.int64, "is outside the range of int64")
                 return
-            low, high = _INT_RANGES[spec.dtype]
-            if spec.cursor is not None:
-                want = spec.cursor.take(len(got))
-                bad = got != want
-                reason = None
-            else:
-                want = None
-                bad = (got < low) | (got > high) if spec.dtype != "int64" else None
-                reason = f"is outside the range of torch.{spec.dtype}"
-            if bad is not None and bad.any():
-                self.mismatches(spec, got, want, bad, flat, reason)
         else:
             got = np.fromiter(map(_VALUE, elements), np.bool_, len(elements))
-            if spec.cursor is not None:
-                want = spec.cursor.take(len(got))
-                bad = got != want
-                if bad.any():
-                    self.mismatches(spec, got, want, bad, flat, None)
+        self.check_array(spec, got, flat)
+
+    def check_array(self, spec, got, flat):
+        """Check a group's element values (float64, int64 or bool, by the dtype's kind)."""
+        if spec.kind == "float":
+            self.check_floats(spec, got, flat)
+        elif spec.kind == "int":
+            self.check_ints(spec, got, flat)
+        elif spec.cursor is not None:
+            want = spec.cursor.take(len(got))
+            bad = got != want
+            if bad.any():
+                self.mismatches(spec, got, want, bad, flat, None)
+
+    def check_ints(self, spec, got, flat):
+        if spec.cursor is not None:
+            want = spec.cursor.take(len(got))
+            bad = got != want
+            reason = None
+        elif spec.dtype == "int64":
+            return
+        else:
+            low, high = _INT_RANGES[spec.dtype]
+            want = None
+            bad = (got < low) | (got > high)
+            reason = f"is outside the range of torch.{spec.dtype}"
+        if bad.any():
+            self.mismatches(spec, got, want, bad, flat, reason)
 
     @staticmethod
     def skip_checkpoint(spec, count):
@@ -842,8 +913,13 @@ class _Verifier:
         for size in inner:
             per_block *= size
         repeat = max(1, GROUP_EVENTS // length)
+        letter, values_dtype = _VALUE_ARRAYS[kind]
         while True:
             template = _template(elem, inner, repeat)
+            if _take_values is not None and template.count and self._events.take_values(
+                    template.letters, letter, np.empty(template.count, values_dtype)):
+                done += repeat          # whole blocks, their elements all of the tensor's kind
+                continue
             error = None
             try:
                 events = self.take(template.length)

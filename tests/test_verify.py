@@ -57,6 +57,17 @@ def reference_text(state, no_meta=False):
                       ensure_ascii=False).encode("utf-8")
 
 
+@pytest.fixture(autouse=True, params=["c", "python"])
+def event_loop(request, monkeypatch):
+    """Every test runs with the C loop over a group's events and with the Python path alone
+    (what a build without a compiler uses, and where the C loop hands unusual groups)."""
+    if request.param == "python":
+        monkeypatch.setattr(V, "_take_values", None)
+    elif V._take_values is None:
+        pytest.skip("the C event loop (streamexport._verify_events) is not built")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("verify")
@@ -160,6 +171,37 @@ def test_group_sizes_agree(files, monkeypatch, group):
     removed = write(files, "removed.json", text)
     message = only_failure(verify(removed, against=files["ckpt"]))
     assert '"big"[3, 39]' in message and "missing element" in message
+
+
+@pytest.mark.parametrize("flat", [0, 6, 7, 13, 14, 299])
+def test_failures_at_group_boundaries(files, monkeypatch, flat):
+    """Groups of 7 elements: a failure on either side of a boundary names its own index."""
+    monkeypatch.setattr(V, "GROUP_EVENTS", 7)
+    cases = [(lambda tok: b"true", f'"long"[{flat}]: true where a number is expected'),
+             (lambda tok: b"12.5", f'"long"[{flat}]: 12.5, but the checkpoint has'),
+             (lambda tok: b"12", f'"long"[{flat}]: 12.0, but the checkpoint has'),
+             (lambda tok: b"[]", f'"long"[{flat}]: an array where an element is expected')]
+    for replace, start in cases:
+        message = only_failure(verify(edit(files, "long", flat, replace), against=files["ckpt"]))
+        assert message.startswith(start), message
+
+
+def test_integer_tokens_in_a_float_tensor_are_numbers(files):
+    # JSON has one kind of number: "2" is 2.0 in a float tensor (the C loop hands such a group
+    # to the Python path, which accepts it)
+    state = {"w": torch.tensor([2.0, 0.5, -3.0])}
+    checkpoint = files["root"] / "ints_as_floats.pt"
+    torch.save(state, checkpoint)
+    text = reference_text(state).replace(b"2.0", b"2").replace(b"-3.0", b"-3")
+    assert b"[2,0.5,-3]" in text
+    assert verify(write(files, "ints_as_floats.json", text), against=str(checkpoint)).ok
+
+
+def test_integer_beyond_int64(files):
+    # yajl itself refuses it (with use_float, ijson leaves integers to yajl)
+    path = edit(files, "ids", 6, lambda tok: b"99999999999999999999")
+    message = only_failure(verify(path, against=files["ckpt"]))
+    assert message.startswith('"ids"[1, 2]: invalid JSON: parse error: integer overflow'), message
 
 
 # ---- each corruption of issue 4 is caught, with key and index ------------------------------
@@ -441,6 +483,25 @@ def test_slow_backend_is_refused_unless_allowed(files, monkeypatch):
     assert only_failure(verify(bad, allow_slow_backend=True)).startswith('"fc.weight"[1, 2]')
 
 
+def test_push_parser_targets(files, monkeypatch):
+    """yajl2_c appends events to a list target itself; ijson's pure-Python backend calls
+    ``send``, so it gets the list's append, and verify gives the same verdicts with it."""
+    import io
+
+    import ijson
+    assert V._takes_a_list(ijson.get_backend("yajl2_c"))
+    python = ijson.get_backend("python")
+    assert not V._takes_a_list(python)
+    source = V._EventSource(python, io.BytesIO(b"[1.5,true]"))
+    assert source.take(5) == [("start_array", None), ("number", 1.5), ("boolean", True),
+                              ("end_array", None)]
+    monkeypatch.setattr(V, "_load_backend", lambda allow_slow_backend: python)
+    report = verify(files["exact"], against=files["ckpt"])
+    assert report.ok and report.backend == "python"
+    bad = edit(files, "big", 3 * 40 + 7, lambda tok: b"false")
+    assert only_failure(verify(bad)).startswith('"big"[3, 7]: false where a number')
+
+
 def test_summary_and_lines(files):
     report = verify(files["exact"], against=files["ckpt"])
     line = report.summary()
@@ -585,3 +646,93 @@ def test_unreadable_checkpoint_is_an_error(files):
         verify(files["exact"], against=broken)
     with pytest.raises(ValueError, match="float_format"):
         verify(files["exact"], float_format="fast")
+
+
+# ---- the C loop over a group's events (streamexport._verify_events) ------------------------
+
+def _events(text):
+    import ijson
+    return list(ijson.get_backend("yajl2_c").basic_parse(text, use_float=True))
+
+
+@pytest.fixture
+def take_values():
+    from streamexport import _verify_events
+    return _verify_events.take_values
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+@pytest.mark.parametrize("source", ["exact", "shortest"])
+def test_good_outputs_never_reach_the_python_path(files, monkeypatch, source):
+    """With the C loop, a good export's groups are all taken by it (no silent slow path)."""
+    slow = []
+    monkeypatch.setattr(V._Verifier, "check_values", lambda *args: slow.append(args[2]))
+    assert verify(files[source], against=files["ckpt"]).ok
+    assert verify(files[source]).ok
+    assert not slow
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+def test_take_values_fills_the_elements_in_order(take_values):
+    events = _events(b'[[1.5,-0.0],[2.5,1e300]]')
+    out = np.full(4, 7.0)
+    assert take_values(events, 0, b"[[vv][vv]]", "f", out) is True
+    assert out.tolist() == [1.5, -0.0, 2.5, 1e300] and np.signbit(out[1])
+    ints, bools = np.zeros(2, np.int64), np.zeros(3, np.bool_)
+    assert take_values(_events(b'[-9223372036854775807,5]'), 0, b"[vv]", "i", ints)
+    assert ints.tolist() == [1 - (1 << 63), 5]
+    assert take_values(_events(b'[true,false,true]'), 0, b"[vvv]", "b", bools)
+    assert bools.tolist() == [True, False, True]
+    # a run in the middle of the list
+    assert take_values(events, 1, b"[vv]", "f", out[:2]) and out[:2].tolist() == [1.5, -0.0]
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+@pytest.mark.parametrize("text, letters, kind", [
+    (b'[1.5,2.5]', b"[v]", "f"),               # the array goes on
+    (b'[1.5]', b"[vv]", "f"),                  # it ends early
+    (b'[1.5,true]', b"[vv]", "f"),             # a bool where a number is expected
+    (b'[1.5,2]', b"[vv]", "f"),                # an int token in a float tensor
+    (b'[1,2.5]', b"[vv]", "i"),                # a float token in an int tensor
+    (b'[1,0]', b"[vv]", "b"),                  # numbers in a bool tensor
+    (b'[[1.5]]', b"[v]", "f"),                 # an array where an element is expected
+    (b'{"a":1.5}', b"[v]", "f"),               # an object
+])
+def test_take_values_says_no_to_anything_unusual(take_values, text, letters, kind):
+    events = _events(text)
+    out = np.zeros(letters.count(b"v"), {"f": np.float64, "i": np.int64, "b": np.bool_}[kind])
+    assert take_values(events, 0, letters, kind, out) is False
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+def test_take_values_says_no_to_events_that_are_not_ijsons(take_values):
+    out = np.zeros(1)
+    assert take_values([("start_array", None), ["number", 1.0], ("end_array", None)], 0,
+                       b"[v]", "f", out) is False
+    assert take_values([("start_array", None), (1, 1.0), ("end_array", None)], 0,
+                       b"[v]", "f", out) is False
+    assert take_values([("start_array", None), ("number", 1.0, 2), ("end_array", None)], 0,
+                       b"[v]", "f", out) is False
+    beyond_int64 = [("start_array", None), ("number", 1 << 63), ("end_array", None)]
+    assert take_values(beyond_int64, 0, b"[v]", "i", np.zeros(1, np.int64)) is False
+    assert take_values(_events(b"[1.5]"), -1, b"[v]", "f", out) is False
+    assert take_values(_events(b"[1.5]"), 1, b"[v]", "f", out) is False
+
+
+@pytest.mark.parametrize("event_loop", ["c"], indirect=True)
+def test_take_values_refuses_wrong_arguments(take_values):
+    events = _events(b"[1.5,2.5]")
+    with pytest.raises(ValueError, match="fewer values"):
+        take_values(events, 0, b"[vv]", "f", np.zeros(1))
+    with pytest.raises(ValueError, match="more values"):
+        take_values(events, 0, b"[vv]", "f", np.zeros(3))
+    with pytest.raises(ValueError, match="kind"):
+        take_values(events, 0, b"[vv]", "x", np.zeros(2))
+    with pytest.raises(ValueError, match="whole items"):
+        take_values(events, 0, b"[vv]", "f", np.zeros(2, np.float32)[:1].view(np.uint8)[:3])
+    with pytest.raises(ValueError, match="template byte"):
+        take_values(events, 0, b"[vx]", "f", np.zeros(2))
+    with pytest.raises(TypeError):
+        take_values(events, 0, b"[vv]", "f", np.zeros(2).tobytes())     # read-only
+    with pytest.raises(TypeError):
+        take_values(tuple(events), 0, b"[vv]", "f", np.zeros(2))

@@ -1,0 +1,147 @@
+/* streamexport._verify_events: the per-event loop of streamexport.verify, in C.
+ *
+ * verify reads an export as ijson's events, (name, value) tuples collected in a list. A
+ * tensor's shape fixes the names of a run of its events in advance (verify's templates).
+ * take_values checks a run against its template and copies the elements' values into a
+ * numpy buffer, so that Python makes one call per group of events instead of touching every
+ * event. It only says yes or no: on anything unexpected (a name that differs, a float token
+ * in an integer tensor, an integer token in a float tensor, an integer beyond int64) it
+ * returns False, and verify's Python path re-reads the same group and words the failure.
+ * So this file decides nothing that the Python path does not decide the same way.
+ *
+ * Separate from streamexport._speedups (the formatter's glue): this one reads Python
+ * objects throughout and has no C core below it. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+/* One element value into out[index]; 0 when its Python type is the one of ``kind``. */
+static int store_value(PyObject *value, char kind, char *out, Py_ssize_t index)
+{
+    if (kind == 'f') {
+        if (!PyFloat_CheckExact(value))
+            return -1;
+        ((double *)out)[index] = PyFloat_AS_DOUBLE(value);
+        return 0;
+    }
+    if (kind == 'i') {
+        if (!PyLong_CheckExact(value))
+            return -1;
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        ((int64_t *)out)[index] = (int64_t)v;
+        return 0;
+    }
+    if (value != Py_True && value != Py_False)     /* kind 'b' */
+        return -1;
+    ((uint8_t *)out)[index] = value == Py_True;
+    return 0;
+}
+
+/* The events' names, by the letters of a template: '[' start_array, ']' end_array and 'v'
+ * an element, named number or (kind 'b') boolean. */
+enum { START, END, NUMBER, BOOLEAN, NAMES };
+static const char *const name_text[NAMES] = {"start_array", "end_array", "number", "boolean"};
+
+/* ijson passes the same few name objects again and again: the one last found equal to each
+ * name is remembered, so that nearly every test is a pointer comparison. */
+static PyObject *known_name[NAMES];
+
+static int is_name(PyObject *name, int which)
+{
+    if (name == known_name[which])
+        return 1;
+    if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, name_text[which]) != 0)
+        return 0;
+    Py_INCREF(name);
+    Py_XSETREF(known_name[which], name);
+    return 1;
+}
+
+PyDoc_STRVAR(take_values_doc,
+"take_values(events, start, template, kind, out) -> bool\n\n"
+"Whether events[start:start + len(template)] have the names that the letters of\n"
+"``template`` (bytes) stand for, '[' start_array, ']' end_array, 'v' an element (named\n"
+"boolean for kind 'b', else number), and every element's value is of ``kind``: 'f' a float,\n"
+"'i' an int within int64, 'b' a bool. When they do, the elements' values are written in\n"
+"order into ``out`` (a writable buffer of float64, int64 or one-byte bools), which must hold\n"
+"exactly as many values as ``template`` has 'v's. False when ``events`` ends early.");
+
+static PyObject *take_values(PyObject *self, PyObject *args)
+{
+    PyObject *events;
+    Py_ssize_t start;
+    Py_buffer template, out;
+    int kind;
+    if (!PyArg_ParseTuple(args, "O!ny*Cw*", &PyList_Type, &events, &start, &template, &kind,
+                          &out))
+        return NULL;
+    Py_ssize_t itemsize = kind == 'b' ? 1 : 8;
+    if ((kind != 'f' && kind != 'i' && kind != 'b') || out.len % itemsize != 0) {
+        PyErr_Format(PyExc_ValueError, "kind must be 'f', 'i' or 'b' with an output of whole "
+                     "items (8, 8, 1 bytes), not kind %d with %zd bytes", kind, out.len);
+        goto error;
+    }
+    const char *letters = template.buf;
+    int element = kind == 'b' ? BOOLEAN : NUMBER;
+    Py_ssize_t capacity = out.len / itemsize;
+    Py_ssize_t length = template.len;
+    Py_ssize_t stored = 0;
+    int fits = start >= 0 && start <= PyList_GET_SIZE(events) - length;
+    for (Py_ssize_t i = 0; fits && i < length; i++) {
+        PyObject *event = PyList_GET_ITEM(events, start + i);
+        if (!PyTuple_CheckExact(event) || PyTuple_GET_SIZE(event) != 2) {
+            fits = 0;
+            break;
+        }
+        PyObject *name = PyTuple_GET_ITEM(event, 0);
+        char letter = letters[i];
+        if (letter == 'v') {
+            if (stored == capacity) {
+                PyErr_SetString(PyExc_ValueError, "out holds fewer values than template has 'v's");
+                goto error;
+            }
+            fits = is_name(name, element)
+                   && store_value(PyTuple_GET_ITEM(event, 1), (char)kind, out.buf, stored) == 0;
+            stored++;
+        } else if (letter == '[' || letter == ']') {
+            fits = is_name(name, letter == '[' ? START : END);
+        } else {
+            PyErr_Format(PyExc_ValueError, "template byte %d is not '[', ']' or 'v'",
+                         (unsigned char)letter);
+            goto error;
+        }
+    }
+    if (fits && stored != capacity) {
+        PyErr_SetString(PyExc_ValueError, "out holds more values than template has 'v's");
+        goto error;
+    }
+    PyBuffer_Release(&template);
+    PyBuffer_Release(&out);
+    return PyBool_FromLong(fits);
+error:
+    PyBuffer_Release(&template);
+    PyBuffer_Release(&out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"take_values", take_values, METH_VARARGS, take_values_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "streamexport._verify_events",
+    "The per-event loop of streamexport.verify (see streamexport.verify).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__verify_events(void)
+{
+    return PyModule_Create(&module);
+}
