@@ -2,9 +2,10 @@
 
 One direction only: ``open_checkpoint`` gives the sorted tensor entries; each tensor is cut
 into contiguous chunks (``tensors.iter_chunks``); a pool of threads formats chunks ahead
-(the C core releases the GIL); this thread writes the formatted chunks in order and drops
-pages of the mapping it has passed. At most ``2 * threads`` chunks are in flight, so memory
-is bounded by a few chunk buffers whatever the size of a tensor or of the checkpoint.
+(the C core releases the GIL) into output buffers reused from chunk to chunk; this thread
+writes the formatted chunks in order and drops pages of the mapping it has passed. At most
+``2 * threads`` chunks are in flight, so memory is bounded by a few chunk buffers whatever
+the size of a tensor or of the checkpoint.
 """
 import collections
 import dataclasses
@@ -18,10 +19,16 @@ import orjson
 import torch
 
 from . import formatter
+from .buffers import BufferPool
 from .errors import CheckpointError, NonFiniteError, UnsupportedTensorError
 from .sources import open_checkpoint
 from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
 from .writer import AtomicOutput
+
+if formatter.IMPLEMENTATION == "c":
+    from ._speedups import chunk_capacity, format_into
+else:   # the pure-Python twin returns new bytes per chunk
+    chunk_capacity = format_into = None
 
 
 @dataclasses.dataclass
@@ -76,10 +83,11 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         _check_names_encode(checkpoint)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
-        writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements)
         bar = _progress_bar(checkpoint.entries) if progress else None
         try:
-            with AtomicOutput(dst, fsync=fsync) as out:
+            with BufferPool() as buffers, AtomicOutput(dst, fsync=fsync) as out:
+                writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements,
+                                         buffers)
                 _write_in_order(writer.pieces(no_meta, bar), out, threads)
         finally:
             if bar is not None:
@@ -116,11 +124,12 @@ class _DocumentWriter:
     """Produces the document as an ordered stream of pieces: literal bytes, or zero-argument
     jobs that return bytes (the formatting of one chunk, run on the pool)."""
 
-    def __init__(self, checkpoint, float_format, nonfinite, chunk_elements):
+    def __init__(self, checkpoint, float_format, nonfinite, chunk_elements, buffers):
         self.checkpoint = checkpoint
         self.float_format = float_format
         self.nonfinite = nonfinite
         self.chunk_elements = chunk_elements
+        self.buffers = buffers
         self.elements = 0
 
     def pieces(self, no_meta, bar):
@@ -183,14 +192,25 @@ class _ChunkJob:
         self.dtype, self.shape, self.start, self.block = dtype, shape, start, block
 
     def __call__(self):
+        """The chunk's text, as a _Text to write and then hand back."""
         owner = self.owner
+        data = as_buffer(self.block, self.dtype)
+        count = self.block.numel()
+        options = (owner.float_format, owner.nonfinite)
         try:
-            text = formatter.format_chunk(as_buffer(self.block, self.dtype), self.dtype,
-                                          self.shape, self.start, self.block.numel(),
-                                          owner.float_format, owner.nonfinite)
+            if format_into is None:
+                return _Text(formatter.format_chunk(data, self.dtype, self.shape, self.start,
+                                                    count, *options))
+            buffer = owner.buffers.take(chunk_capacity(self.dtype, self.shape, self.start, count))
+            try:
+                length = format_into(buffer, data, self.dtype, self.shape, self.start, count,
+                                     *options)
+            except BaseException:
+                owner.buffers.give_back(buffer)
+                raise
+            return _Text(memoryview(buffer)[:length], buffer, owner.buffers)
         except NonFiniteError as error:
             raise owner.nonfinite_error(self.entry, self.tensor, error) from None
-        return text
 
     def written(self):
         """Called once the chunk's text is out: drop the mapping's pages behind it."""
@@ -199,12 +219,34 @@ class _ChunkJob:
             release_pages(self.block.data_ptr(), self.block.numel() * self.block.element_size())
 
 
+class _Text:
+    """A chunk's formatted text: bytes, or a view of a pooled buffer to give back after use."""
+
+    __slots__ = ("data", "buffer", "pool")
+
+    def __init__(self, data, buffer=None, pool=None):
+        self.data, self.buffer, self.pool = data, buffer, pool
+
+    def release(self):
+        if self.buffer is not None:
+            self.data.release()     # the view first: a buffer with a view cannot be unmapped
+            self.pool.give_back(self.buffer)
+            self.buffer = None
+
+
+def _write_chunk(out, job, text):
+    try:
+        out.write(text.data)
+    finally:
+        text.release()
+    job.written()
+
+
 def _write_in_order(pieces, out, threads):
     if threads == 1:
         for piece in pieces:
             if isinstance(piece, _ChunkJob):
-                out.write(piece())
-                piece.written()
+                _write_chunk(out, piece, piece())
             else:
                 out.write(piece)
         return
@@ -233,8 +275,7 @@ def _write_oldest(pending, out):
     if job is None:
         out.write(item)
     else:
-        out.write(item.result())
-        job.written()
+        _write_chunk(out, job, item.result())
 
 
 def dumps(tensor, *, float_format="exact", nonfinite="error"):

@@ -81,16 +81,21 @@ class AtomicOutput:
     # -- writing -------------------------------------------------------------------------
 
     def write(self, data):
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self.bytes_written += written
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputError(f"{self.target}: write failed: {describe_os_error(exc)}") from None
+        # The views are released on the way out, even on an error: the caller may reuse or
+        # unmap the memory behind ``data`` as soon as this returns.
+        with memoryview(data) as whole, whole.cast("B") as view:
+            try:
+                done = 0
+                while done < len(view):
+                    with view[done:] as rest:
+                        written = os.write(self._fd, rest)
+                    done += written
+                    self.bytes_written += written
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise OutputError(f"{self.target}: write failed: "
+                                  f"{describe_os_error(exc)}") from None
 
     # -- closing -------------------------------------------------------------------------
 

@@ -276,3 +276,18 @@ def test_name_with_lone_surrogate_is_refused_before_output(tmp_path):
     with pytest.raises(CheckpointError, match="lone surrogate"):
         streamexport.export(str(path), str(out))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_reused_buffers_carry_no_text_from_one_chunk_into_the_next(tmp_path, threads):
+    """Chunks whose texts differ widely in length (long float64 tokens, one-digit ints, a
+    deep shape with many brackets) share the exporter's buffers, in every order."""
+    torch.manual_seed(1)
+    path = save({"a.f64": torch.randn(301, dtype=torch.float64) * 1e300,
+                 "b.int8": torch.randint(0, 9, (1000,), dtype=torch.int8),
+                 "c.deep": torch.randn(40, 1, 1, 1, 3),
+                 "d.bool": torch.rand(250) > 0.5,
+                 "e.f64": torch.randn(17, dtype=torch.float64)}, tmp_path)
+    expected = reference_bytes(path)
+    for chunk in (7, 64, 1000):
+        assert export_bytes(path, tmp_path, threads=threads, chunk_elements=chunk) == expected
