@@ -20,7 +20,7 @@ import torch
 
 from . import formatter
 from .buffers import BufferPool
-from .errors import CheckpointError, NonFiniteError, UnsupportedTensorError
+from .errors import CheckpointError, NonFiniteError, StreamExportError, UnsupportedTensorError
 from .sources import open_checkpoint
 from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
 from .writer import AtomicOutput
@@ -77,18 +77,28 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         raise ValueError(f"threads must be at least 1, not {threads}")
     started = time.perf_counter()
     report = ExportReport(output=str(dst))
+    # The CRC-32 pass over the tensor data runs beside the formatting; the output waits for
+    # it before it is published (see AtomicOutput's before_publish).
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
-                         unsafe_load=unsafe_load, safe_globals=safe_globals) as checkpoint:
+                         unsafe_load=unsafe_load, safe_globals=safe_globals,
+                         defer_crc=True) as checkpoint:
         _check_names_encode(checkpoint)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = _progress_bar(checkpoint.entries) if progress else None
         try:
-            with BufferPool() as buffers, AtomicOutput(dst, fsync=fsync) as out:
+            with BufferPool() as buffers, \
+                    AtomicOutput(dst, fsync=fsync, before_publish=checkpoint.check_data) as out:
                 writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements,
                                          buffers)
                 _write_in_order(writer.pieces(no_meta, bar), out, threads)
+        except StreamExportError:
+            # Corrupt data explains any other failure (a NaN made by a bit flip, say).
+            corrupt = checkpoint.data_error()
+            if corrupt is not None:
+                raise corrupt from None
+            raise
         finally:
             if bar is not None:
                 bar.close()
