@@ -1,7 +1,7 @@
 """The export pipeline: checkpoint -> ordered JSON text -> atomic file.
 
 One direction only: ``open_checkpoint`` gives the sorted tensor entries; each tensor is cut
-into contiguous chunks (``tensors.iter_chunks``); a pool of threads formats chunks ahead
+into contiguous chunks (``tensors.iter_chunk_data``); a pool of threads formats chunks ahead
 (the C core releases the GIL) into output buffers reused from chunk to chunk; this thread
 writes the formatted chunks in order and drops pages of the mapping it has passed. At most
 ``2 * threads`` chunks are in flight, so memory is bounded by a few chunk buffers whatever
@@ -22,7 +22,8 @@ from . import formatter
 from .buffers import BufferPool
 from .errors import CheckpointError, NonFiniteError, StreamExportError, UnsupportedTensorError
 from .sources import open_checkpoint
-from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
+from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
+                      iter_chunks, release_pages)
 from .writer import AtomicOutput
 
 if formatter.IMPLEMENTATION == "c":
@@ -163,13 +164,16 @@ class _DocumentWriter:
         if total == 0:
             yield formatter.format_chunk(b"", dtype, shape, 0, 0)
             return
-        for start, block in iter_chunks(tensor, dtype, self.chunk_elements):
-            yield _ChunkJob(self, entry, tensor, dtype, shape, start, block)
-            self.elements += block.numel()
+        # The pages of a mapped tensor go as the writer passes them; those a non-contiguous
+        # tensor was copied from go all at once, after its last chunk is handed out.
+        contiguous = tensor.is_contiguous()
+        pages = PagesBehind(tensor) if entry.mapped and contiguous else None
+        for start, data in iter_chunk_data(tensor, dtype, self.chunk_elements):
+            yield _ChunkJob(self, entry, tensor, dtype, shape, start, data, pages)
+            self.elements += len(data)
             if bar is not None:
-                bar.update(block.numel())
-        if entry.mapped:
-            # Pages a non-contiguous tensor was copied from are released here, all at once.
+                bar.update(len(data))
+        if entry.mapped and not contiguous:
             storage = tensor.untyped_storage()
             release_pages(storage.data_ptr(), storage.nbytes())
 
@@ -195,17 +199,18 @@ def _multi_index(flat, shape):
 class _ChunkJob:
     """Formats one chunk; run on a worker thread (the C core releases the GIL)."""
 
-    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "block")
+    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "data", "pages")
 
-    def __init__(self, owner, entry, tensor, dtype, shape, start, block):
+    def __init__(self, owner, entry, tensor, dtype, shape, start, data, pages):
         self.owner, self.entry, self.tensor = owner, entry, tensor
-        self.dtype, self.shape, self.start, self.block = dtype, shape, start, block
+        self.dtype, self.shape, self.start, self.data = dtype, shape, start, data
+        self.pages = pages
 
     def __call__(self):
         """The chunk's text, as a _Text to write and then hand back."""
         owner = self.owner
-        data = as_buffer(self.block, self.dtype)
-        count = self.block.numel()
+        data = self.data
+        count = len(data)
         options = (owner.float_format, owner.nonfinite)
         try:
             if format_into is None:
@@ -224,9 +229,8 @@ class _ChunkJob:
 
     def written(self):
         """Called once the chunk's text is out: drop the mapping's pages behind it."""
-        if self.entry.mapped and self.block.untyped_storage().data_ptr() == \
-                self.tensor.untyped_storage().data_ptr():
-            release_pages(self.block.data_ptr(), self.block.numel() * self.block.element_size())
+        if self.pages is not None:
+            self.pages.passed(self.start + len(self.data))
 
 
 class _Text:
@@ -302,9 +306,8 @@ def dumps(tensor, *, float_format="exact", nonfinite="error"):
         return formatter.format_chunk(b"", dtype, shape, 0, 0, float_format, nonfinite)
     # The caller asked for the whole text, so a contiguous tensor is one call.
     chunk = total if tensor.is_contiguous() else DEFAULT_CHUNK_ELEMENTS
-    parts = [formatter.format_chunk(as_buffer(block, dtype), dtype, shape, start, block.numel(),
-                                    float_format, nonfinite)
-             for start, block in iter_chunks(tensor, dtype, chunk)]
+    parts = [formatter.format_chunk(data, dtype, shape, start, len(data), float_format, nonfinite)
+             for start, data in iter_chunk_data(tensor, dtype, chunk)]
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
