@@ -85,6 +85,7 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
                          unsafe_load=unsafe_load, safe_globals=safe_globals,
                          defer_crc=True) as checkpoint:
         _check_names_encode(checkpoint)
+        _check_empty_tensors(checkpoint)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = _progress_bar(checkpoint.entries) if progress else None
@@ -118,6 +119,24 @@ def _check_names_encode(checkpoint):
         except UnicodeEncodeError:
             raise CheckpointError(f"{entry.file}: tensor name {entry.name!r} is not valid Unicode "
                                   "(a lone surrogate), so JSON cannot hold it") from None
+
+
+# An empty tensor is one piece of text, nested empty lists as tolist() gives them: (2, 0)
+# is [[],[]]. A few million lists are plausible; (2**62, 0) is a valid shape but no file.
+MAX_EMPTY_LISTS = 1 << 24
+
+
+def _check_empty_tensors(checkpoint):
+    """An empty tensor whose nested empty lists would not fit in memory: refuse it now."""
+    for entry in checkpoint.entries:
+        if 0 not in entry.shape:
+            continue
+        lists = math.prod(entry.shape[:entry.shape.index(0)])
+        if lists > MAX_EMPTY_LISTS:
+            raise UnsupportedTensorError(
+                f"{entry.file}: tensor {entry.name!r} has shape {list(entry.shape)}: no values, "
+                f"but its JSON would be {lists:,} empty lists (at most {MAX_EMPTY_LISTS:,} "
+                "are written)")
 
 
 def _progress_bar(entries):
