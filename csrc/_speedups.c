@@ -128,31 +128,29 @@ static PyObject *raise_nonfinite(const se_chunk *chunk, int64_t bad_index, const
     return NULL;
 }
 
-/* ShapeError naming what is wrong with the shape or the range (the same words as the twin). */
+/* ShapeError naming what is wrong with the shape or the range (the same words as the twin).
+ * se_chunk_check decides; asking it about the empty range [0, 0) tells a bad shape from a
+ * range outside a good one. */
 static PyObject *raise_shape_error(const se_chunk *chunk)
 {
-    int64_t product = 1;
-    int empty = 0, overflow = 0;
-    for (int d = 0; d < chunk->ndim; d++) {
-        int64_t dim = chunk->shape[d];
-        if (dim < 0) {
-            PyErr_Format(ShapeError, "negative dimension %lld in shape", (long long)dim);
-            return NULL;
-        }
-        if (dim == 0)
-            empty = 1;
-        else if (product > INT64_MAX / dim)
-            overflow = 1;
-        else
-            product *= dim;
-    }
-    if (!empty && overflow) {
-        PyErr_SetString(ShapeError, "shape has more than 2**63 - 1 elements");
+    se_chunk whole = *chunk;
+    int64_t total;
+    whole.start = 0;
+    whole.count = 0;
+    if (se_chunk_check(&whole, &total) == SE_OK) {
+        PyErr_Format(ShapeError, "range [%lld, %lld + %lld) is outside a tensor of %lld elements",
+                     (long long)chunk->start, (long long)chunk->start, (long long)chunk->count,
+                     (long long)total);
         return NULL;
     }
-    PyErr_Format(ShapeError, "range [%lld, %lld + %lld) is outside a tensor of %lld elements",
-                 (long long)chunk->start, (long long)chunk->start, (long long)chunk->count,
-                 (long long)(empty ? 0 : product));
+    for (int d = 0; d < chunk->ndim; d++) {
+        if (chunk->shape[d] < 0) {
+            PyErr_Format(ShapeError, "negative dimension %lld in shape",
+                         (long long)chunk->shape[d]);
+            return NULL;
+        }
+    }
+    PyErr_SetString(ShapeError, "shape has more than 2**63 - 1 elements");
     return NULL;
 }
 

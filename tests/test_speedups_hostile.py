@@ -290,3 +290,16 @@ def test_format_into_reports_nonfinite_values_with_their_index():
     with pytest.raises(NonFiniteError) as raised:
         format_into(bytearray(256), values, "float32", (9,), 4, 3)
     assert raised.value.index == 5
+
+
+@pytest.mark.parametrize("shape,start,count,words", [
+    ((3, -2), 0, 0, "negative dimension -2 in shape"),
+    ((2 ** 62, 4), 0, 0, "shape has more than 2**63 - 1 elements"),
+    ((-1, 2 ** 62, 4), 0, 0, "negative dimension -1 in shape"),
+    ((2, 2), 3, 2, "range [3, 3 + 2) is outside a tensor of 4 elements"),
+    ((2 ** 62, 0), 0, 1, "range [0, 0 + 1) is outside a tensor of 0 elements"),
+])
+def test_shape_errors_say_which_rule_is_broken(shape, start, count, words):
+    with pytest.raises(ShapeError) as raised:
+        format_chunk(b"\x00" * count, "int8", shape, start, count)
+    assert str(raised.value) == words
