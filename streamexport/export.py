@@ -86,6 +86,10 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
                          defer_crc=True) as checkpoint:
         _check_names_encode(checkpoint)
         _check_empty_tensors(checkpoint)
+        # As many CRC threads as formatting threads: where the output is written in place
+        # (stdout, a FIFO) the first byte waits for the check, and that wait should shrink
+        # with the thread count like the rest of the export.
+        checkpoint.start_data_checks(threads)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = _progress_bar(checkpoint.entries) if progress else None

@@ -63,8 +63,14 @@ class Checkpoint:
         self._resources = list(resources)
         self._data_checks = [r for r in self._resources if isinstance(r, DataCheck)]
 
+    def start_data_checks(self, threads=1):
+        """Start the deferred CRC-32 checks (``defer_crc``), each on ``threads`` threads."""
+        for check in self._data_checks:
+            check.start(threads)
+
     def check_data(self):
-        """Wait for the deferred CRC-32 checks (``defer_crc``); raise what they found."""
+        """Wait for the deferred CRC-32 checks (``defer_crc``; run now if never started);
+        raise what they found."""
         error = self.data_error()
         if error is not None:
             raise error
@@ -259,7 +265,7 @@ def _unsafe_globals(path, extra, dict_like):
 
 def _torch_load(path, kind, unsafe_load, safe_globals, messages, resources, defer_crc):
     """torch.load with torch's warnings caught; returns (object, mapped). With ``defer_crc``
-    the CRC-32 check of a zip's tensor data starts on a thread and joins ``resources``."""
+    the CRC-32 check of a zip's tensor data joins ``resources``, not yet run."""
     import torch
     from . import _safe_globals
 
@@ -267,7 +273,7 @@ def _torch_load(path, kind, unsafe_load, safe_globals, messages, resources, defe
     if kind == "zip":
         data_check = check_zip(path, defer_data=defer_crc)
         if data_check is not None:
-            resources.append(data_check.start())
+            resources.append(data_check)
     else:
         size = os.path.getsize(path)
         messages.append(f"{path}: legacy (non-zip) torch checkpoint: it cannot be memory-mapped "
@@ -748,7 +754,8 @@ def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), inc
     Returns a ``Checkpoint`` (a context manager) whose ``entries`` are sorted by final name.
 
     ``defer_crc=True``: the CRC-32 pass over a zip's tensor data (nearly all of the file)
-    runs on a thread instead of before this returns; the caller must call
+    is left for later instead of done before this returns: ``Checkpoint.start_data_checks``
+    runs it on threads beside the caller's work, and the caller must call
     ``Checkpoint.check_data()`` before it publishes anything made from the tensors.
     """
     path = os.fspath(path)

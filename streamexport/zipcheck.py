@@ -8,7 +8,7 @@ header, and checks the CRC-32 of every record, so a corrupt file is refused with
 The tensor data is nearly all of the file, and its CRC pass need not come first: with
 ``defer_data=True`` the small records (the pickle, the version) are checked at once -- they
 are read before anything else -- and the data records are returned as a ``DataCheck`` that
-runs on a thread of its own while the caller formats, over a read-only mapping of the file,
+runs on threads of its own while the caller formats, over read-only mappings of the file,
 without copying it. The caller must ``wait()`` for it before it publishes anything read
 from the data. Records whose CRC field is 0 were written with torch's CRC-32 turned off
 (``torch.serialization.set_crc32_options(False)``): only their headers are checked.
@@ -80,22 +80,28 @@ def _crc_error(path, record):
 class DataCheck:
     """The CRC-32 check of a zip's data records: ``start()`` it, then ``wait()``.
 
-    ``wait`` raises the CheckpointError the check found (once it is done); ``error()``
-    waits and returns it instead (None if the data is sound); ``close`` stops the check
-    early, unmaps the file and leaves ``wait`` reporting nothing.
+    ``start(threads)`` shares the records out among that many threads (each record has its
+    own CRC, so they split without any combining); a check never started runs on one thread
+    when it is waited for. ``wait`` raises the CheckpointError the
+    check found, once it is done (the first corrupt record in file order, whatever thread
+    found it); ``error()`` waits and returns it instead (None if the data is sound);
+    ``close`` stops the check early and leaves ``wait`` reporting nothing more.
     """
 
     def __init__(self, path, records):
         self.path = path
-        self._records = records       # (name, offset, size, expected CRC-32)
-        self._error = None
+        self._records = records       # (name, offset, size, expected CRC-32), in file order
+        self._next = 0
+        self._errors = {}             # record index -> CheckpointError
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = None
+        self._threads = []
 
-    def start(self):
-        self._thread = threading.Thread(target=self._run, name="streamexport-crc32",
-                                        daemon=True)
-        self._thread.start()
+    def start(self, threads=1):
+        for _ in range(max(1, min(threads, len(self._records)))):
+            thread = threading.Thread(target=self._run, name="streamexport-crc32", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def wait(self):
@@ -104,42 +110,53 @@ class DataCheck:
             raise error
 
     def error(self):
-        if self._thread is not None:
-            self._thread.join()
-        return self._error
+        if not self._threads and not self._stop.is_set():
+            self.start()
+        for thread in self._threads:
+            thread.join()
+        return self._errors[min(self._errors)] if self._errors else None
 
     def close(self):
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()
+
+    def _take(self):
+        with self._lock:
+            index = self._next
+            self._next += 1
+        return index if index < len(self._records) and not self._stop.is_set() else None
+
+    def _failed(self, index, error):
+        with self._lock:
+            self._errors[index] = error
 
     def _run(self):
         try:
-            self.check()
+            with open(self.path, "rb") as file, \
+                    mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
+                    memoryview(mapped) as whole:
+                index = self._take()
+                while index is not None:
+                    if not self._record_is_sound(mapped, whole, *self._records[index]):
+                        self._failed(index, _crc_error(self.path, self._records[index][0]))
+                    index = self._take()
         except CheckpointError as exc:
-            self._error = exc
+            self._failed(index, exc)
         except (OSError, ValueError) as exc:   # the file changed or vanished meanwhile
-            self._error = _fail(self.path, f"cannot read the tensor data ({type(exc).__name__}: "
-                                           f"{exc})")
+            self._failed(-1, _fail(self.path, f"cannot read the tensor data "
+                                              f"({type(exc).__name__}: {exc})"))
 
-    def check(self):
-        """Check every record here, in this thread; raise CheckpointError on a mismatch."""
-        if not self._records:
-            return
-        with open(self.path, "rb") as file, \
-                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
-                memoryview(mapped) as whole:
-            for name, offset, size, expected in self._records:
-                if offset + size > len(mapped):
-                    raise _fail(self.path, f"truncated zip archive: record {name} ends past "
-                                           "the end of the file")
-                crc = 0
-                for begin in range(offset - offset % _SLICE, offset + size, _SLICE):
-                    if self._stop.is_set():
-                        return
-                    with whole[max(begin, offset):min(begin + _SLICE, offset + size)] as piece:
-                        crc = zlib.crc32(piece, crc)        # releases the GIL
-                    if _DONTNEED is not None:   # this mapping's pages only: the file
-                        mapped.madvise(_DONTNEED, begin, min(_SLICE, len(mapped) - begin))
-                if crc != expected:
-                    raise _crc_error(self.path, name)
+    def _record_is_sound(self, mapped, whole, name, offset, size, expected):
+        if offset + size > len(mapped):
+            raise _fail(self.path, f"truncated zip archive: record {name} ends past the end "
+                                   "of the file")
+        crc = 0
+        for begin in range(offset - offset % _SLICE, offset + size, _SLICE):
+            if self._stop.is_set():
+                return True                     # closed early: nothing to report
+            with whole[max(begin, offset):min(begin + _SLICE, offset + size)] as piece:
+                crc = zlib.crc32(piece, crc)    # releases the GIL
+            if _DONTNEED is not None:   # this mapping's pages only: the file stays cached
+                mapped.madvise(_DONTNEED, begin, min(_SLICE, len(mapped) - begin))
+        return crc == expected

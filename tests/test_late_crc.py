@@ -143,4 +143,22 @@ def test_a_record_claiming_more_bytes_than_the_file_holds_is_refused(tmp_path):
     name, offset, size = data_records(path)[0]
     check = DataCheck(str(path), [(name, offset, path.stat().st_size, 0)])
     with pytest.raises(CheckpointError, match="ends past the end of the file"):
-        check.check()
+        check.start().wait()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_several_corrupt_records_report_the_first_in_the_file_for_any_thread_count(
+        tmp_path, threads):
+    from streamexport.zipcheck import check_zip
+    path = save_layers(tmp_path, count=8, rows=50)
+    records = data_records(path)
+    data = bytearray(path.read_bytes())
+    for name, offset, size in records[2::2]:
+        data[offset + size // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    check = check_zip(str(path), defer_data=True).start(threads)
+    assert str(check.error()) == (f"{path}: corrupt zip archive: record {records[2][0]} fails "
+                                  "its CRC-32 check")
+    (tmp_path / "sound").mkdir()
+    sound = save_layers(tmp_path / "sound", count=8, rows=50)
+    assert check_zip(str(sound), defer_data=True).start(threads).error() is None
