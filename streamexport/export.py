@@ -20,7 +20,7 @@ import torch
 
 from . import formatter
 from .buffers import BufferPool
-from .errors import CheckpointError, NonFiniteError, StreamExportError, UnsupportedTensorError
+from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
 from .sources import open_checkpoint
 from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
                       iter_chunks, release_pages)
@@ -99,8 +99,9 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
                 writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements,
                                          buffers)
                 _write_in_order(writer.pieces(no_meta, bar), out, threads)
-        except StreamExportError:
-            # Corrupt data explains any other failure (a NaN made by a bit flip, say).
+        except (FormatError, CheckpointError):
+            # Corrupt data explains a failure made from the data (a NaN a bit flip made, say);
+            # an output error is reported at once, without waiting for the check.
             corrupt = checkpoint.data_error()
             if corrupt is not None:
                 raise corrupt from None

@@ -162,3 +162,18 @@ def test_several_corrupt_records_report_the_first_in_the_file_for_any_thread_cou
     (tmp_path / "sound").mkdir()
     sound = save_layers(tmp_path / "sound", count=8, rows=50)
     assert check_zip(str(sound), defer_data=True).start(threads).error() is None
+
+
+def test_an_output_error_is_reported_as_itself_without_waiting_for_the_check(tmp_path, late_flip,
+                                                                            monkeypatch):
+    from streamexport import writer
+    from streamexport.errors import OutputError
+    path, _ = late_flip
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", full_disk)
+    with pytest.raises(OutputError, match="no space left"):
+        streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
+    assert leftovers(tmp_path) == []
