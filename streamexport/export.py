@@ -78,18 +78,17 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         raise ValueError(f"threads must be at least 1, not {threads}")
     started = time.perf_counter()
     report = ExportReport(output=str(dst))
-    # The CRC-32 pass over the tensor data runs beside the formatting; the output waits for
-    # it before it is published (see AtomicOutput's before_publish).
+    # The CRC-32 pass over the tensor data runs beside torch.load and the formatting; the
+    # output waits for it before it is published (see AtomicOutput's before_publish). It
+    # gets as many threads as the formatting: where the output is written in place (stdout,
+    # a FIFO) the first byte waits for the check, and that wait should shrink with the
+    # thread count like the rest of the export.
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
                          unsafe_load=unsafe_load, safe_globals=safe_globals,
-                         defer_crc=True) as checkpoint:
+                         crc_threads=threads) as checkpoint:
         _check_names_encode(checkpoint)
         _check_empty_tensors(checkpoint)
-        # As many CRC threads as formatting threads: where the output is written in place
-        # (stdout, a FIFO) the first byte waits for the check, and that wait should shrink
-        # with the thread count like the rest of the export.
-        checkpoint.start_data_checks(threads)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = _progress_bar(checkpoint.entries) if progress else None

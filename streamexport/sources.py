@@ -63,14 +63,8 @@ class Checkpoint:
         self._resources = list(resources)
         self._data_checks = [r for r in self._resources if isinstance(r, DataCheck)]
 
-    def start_data_checks(self, threads=1):
-        """Start the deferred CRC-32 checks (``defer_crc``), each on ``threads`` threads."""
-        for check in self._data_checks:
-            check.start(threads)
-
     def check_data(self):
-        """Wait for the deferred CRC-32 checks (``defer_crc``; run now if never started);
-        raise what they found."""
+        """Wait for the background CRC-32 checks (``crc_threads``); raise what they found."""
         error = self.data_error()
         if error is not None:
             raise error
@@ -263,17 +257,18 @@ def _unsafe_globals(path, extra, dict_like):
     return tuple(n if "." in n else "builtins." + n for n in names if not n.startswith(blocked))
 
 
-def _torch_load(path, kind, unsafe_load, safe_globals, messages, resources, defer_crc):
-    """torch.load with torch's warnings caught; returns (object, mapped). With ``defer_crc``
-    the CRC-32 check of a zip's tensor data joins ``resources``, not yet run."""
+def _torch_load(path, kind, unsafe_load, safe_globals, messages, resources, crc_threads):
+    """torch.load with torch's warnings caught; returns (object, mapped). With
+    ``crc_threads`` the CRC-32 check of a zip's tensor data starts on that many threads
+    (beside torch.load and what follows) and joins ``resources``."""
     import torch
     from . import _safe_globals
 
     mapped = kind == "zip"
     if kind == "zip":
-        data_check = check_zip(path, defer_data=defer_crc)
+        data_check = check_zip(path, defer_data=crc_threads > 0)
         if data_check is not None:
-            resources.append(data_check)
+            resources.append(data_check.start(crc_threads))
     else:
         size = os.path.getsize(path)
         messages.append(f"{path}: legacy (non-zip) torch checkpoint: it cannot be memory-mapped "
@@ -675,7 +670,7 @@ MAX_INDEX = 256 * 1024 * 1024
 
 
 def _file_items(path, key, unsafe_load, safe_globals, messages, skipped, resources,
-                defer_crc):
+                crc_threads):
     """_Items of one checkpoint file (torch zip, legacy pickle or safetensors)."""
     if _check_file(path) == "dir":
         raise _fail(path, "is a directory, not a checkpoint file")
@@ -683,7 +678,7 @@ def _file_items(path, key, unsafe_load, safe_globals, messages, skipped, resourc
     if kind == "safetensors":
         return _safetensors_items(path, key, resources)
     obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages, resources,
-                              defer_crc)
+                              crc_threads)
     resources.append(_Holder(obj))
     state = select_state_dict(path, obj, key, messages)
     return _torch_items(path, state, mapped, skipped)
@@ -700,7 +695,7 @@ class _Holder:
 
 
 def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, resources,
-                 defer_crc):
+                 crc_threads):
     """_Items of every shard of an index, checked against its weight_map."""
     shards = _read_index(index_path)
     by_shard = {}
@@ -713,7 +708,7 @@ def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, 
             raise _fail(index_path, f"shard {os.path.basename(shard)} (holding {listed[0]!r}"
                                     f"{' and others' if len(listed) > 1 else ''}) is missing")
         shard_items = _file_items(shard, key, unsafe_load, safe_globals, messages, skipped,
-                                  resources, defer_crc)
+                                  resources, crc_threads)
         held = {item.source_name: item for item in shard_items}
         missing = [name for name in listed if name not in held]
         if missing:
@@ -746,17 +741,17 @@ def _fp8_warning(path, entries, all_names):
 
 def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), include=(),
                     exclude=(), strict=False, unsafe_load=False, safe_globals=(),
-                    defer_crc=False):
+                    crc_threads=0):
     """Open a checkpoint and check everything that can be checked before formatting.
 
     ``path`` is a torch checkpoint (zip or legacy pickle), a safetensors file, a Hugging
     Face ``*.index.json`` or a directory holding one of these (safetensors preferred).
     Returns a ``Checkpoint`` (a context manager) whose ``entries`` are sorted by final name.
 
-    ``defer_crc=True``: the CRC-32 pass over a zip's tensor data (nearly all of the file)
-    is left for later instead of done before this returns: ``Checkpoint.start_data_checks``
-    runs it on threads beside the caller's work, and the caller must call
-    ``Checkpoint.check_data()`` before it publishes anything made from the tensors.
+    ``crc_threads=N`` (N > 0): the CRC-32 pass over a zip's tensor data (nearly all of the
+    file) runs on N threads beside torch.load and the caller's work instead of before this
+    returns; the caller must call ``Checkpoint.check_data()`` before it publishes anything
+    made from the tensors. The default, 0, checks everything before returning.
     """
     path = os.fspath(path)
     strip_prefixes = tuple(strip_prefixes or ())
@@ -772,10 +767,10 @@ def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), inc
             source = _resolve_directory(path)
         if source.endswith(".index.json"):
             items = _index_items(source, key, unsafe_load, safe_globals, messages, skipped,
-                                 resources, defer_crc)
+                                 resources, crc_threads)
         else:
             items = _file_items(source, key, unsafe_load, safe_globals, messages, skipped,
-                                resources, defer_crc)
+                                resources, crc_threads)
         entries = _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes,
                                  include, exclude)
         warning = _fp8_warning(path, entries, {item.source_name for item in items})

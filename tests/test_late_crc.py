@@ -119,7 +119,7 @@ def test_the_cli_reports_a_late_crc_failure_in_one_line(tmp_path, late_flip):
 
 def test_deferred_check_reports_through_check_data(tmp_path, late_flip):
     path, record = late_flip
-    with open_checkpoint(path, defer_crc=True) as checkpoint:   # opens: the data is not read
+    with open_checkpoint(path, crc_threads=2) as checkpoint:   # opens before the data is read
         with pytest.raises(CheckpointError, match=record):
             checkpoint.check_data()
         assert record in str(checkpoint.data_error())
@@ -129,11 +129,11 @@ def test_deferred_check_reports_through_check_data(tmp_path, late_flip):
 
 def test_deferred_check_passes_a_sound_file_and_stops_on_close(tmp_path):
     path = save_layers(tmp_path)
-    with open_checkpoint(path, defer_crc=True) as checkpoint:
+    with open_checkpoint(path, crc_threads=1) as checkpoint:
         checkpoint.check_data()
         assert checkpoint.data_error() is None
-    checkpoint = open_checkpoint(path, defer_crc=True)
-    checkpoint.close()                # joins the thread, whatever it had reached
+    checkpoint = open_checkpoint(path, crc_threads=2)
+    checkpoint.close()                # joins the threads, whatever they had reached
     checkpoint.check_data()
 
 
@@ -177,3 +177,11 @@ def test_an_output_error_is_reported_as_itself_without_waiting_for_the_check(tmp
     with pytest.raises(OutputError, match="no space left"):
         streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
     assert leftovers(tmp_path) == []
+
+
+def test_a_data_check_never_started_runs_when_waited_for(tmp_path, late_flip):
+    from streamexport.zipcheck import check_zip
+    path, record = late_flip
+    check = check_zip(str(path), defer_data=True)      # returned before anything is read
+    with pytest.raises(CheckpointError, match=record):
+        check.wait()
