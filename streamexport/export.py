@@ -156,7 +156,7 @@ def _key_text(name):
 
 class _DocumentWriter:
     """Produces the document as an ordered stream of pieces: literal bytes, or zero-argument
-    jobs that return bytes (the formatting of one chunk, run on the pool)."""
+    jobs that return a _Text (the formatting of one chunk, run on the pool)."""
 
     def __init__(self, checkpoint, float_format, nonfinite, chunk_elements, buffers):
         self.checkpoint = checkpoint

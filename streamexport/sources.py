@@ -8,7 +8,10 @@ bad checkpoint fails before any output exists:
 * the layout gives one clear state_dict (``state_dict``, ``model_state_dict``, raw, a few
   common wrappers, or ``key="a.b"``);
 * names after the prefix rules are unique; selection globs; ``strict``;
-* every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``).
+* every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``);
+* a torch zip's structure and CRC-32s (``streamexport.zipcheck``); with ``crc_threads`` the
+  CRC pass over the tensor data runs beside the export instead, and
+  ``Checkpoint.check_data`` gives its verdict before the output is published.
 
 Errors are ``CheckpointError`` subclasses whose message is one line naming the file and the
 cause. Warnings torch would print are caught; the useful ones become ``Checkpoint.warnings``.
