@@ -78,15 +78,14 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         raise ValueError(f"threads must be at least 1, not {threads}")
     started = time.perf_counter()
     report = ExportReport(output=str(dst))
-    # The CRC-32 pass over the tensor data runs beside torch.load and the formatting; the
-    # output waits for it before it is published (see AtomicOutput's before_publish). It
-    # gets as many threads as the formatting: where the output is written in place (stdout,
-    # a FIFO) the first byte waits for the check, and that wait should shrink with the
-    # thread count like the rest of the export.
+    # The CRC-32 pass over the tensor data runs on a thread of its own beside torch.load and
+    # the formatting; the output waits for it before it is published (see AtomicOutput's
+    # before_publish). One thread: a second one made torch.load, which holds the GIL, wait
+    # longer (more threads than cores), and that delays the first chunk more than it saves.
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
                          unsafe_load=unsafe_load, safe_globals=safe_globals,
-                         crc_threads=threads) as checkpoint:
+                         crc_threads=1) as checkpoint:
         _check_names_encode(checkpoint)
         _check_empty_tensors(checkpoint)
         report.skipped = list(checkpoint.skipped)
