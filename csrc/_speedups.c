@@ -1,7 +1,8 @@
 /* streamexport._speedups: the CPython glue of the C core, and the only file that sees
- * Python. It checks the arguments, sizes the bytes result, releases the GIL around the
- * formatting loop and turns each status of the core into its own exception class, imported
- * from streamexport.errors so that C and the pure-Python twin raise the same ones. */
+ * Python. It checks the arguments, sizes the output (a new bytes object, or a buffer the
+ * caller reuses), releases the GIL around the formatting loop and turns each status of the
+ * core into its own exception class, imported from streamexport.errors so that C and the
+ * pure-Python twin raise the same ones. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -131,31 +132,29 @@ static PyObject *raise_nonfinite(const se_chunk *chunk, int64_t bad_index, const
     return NULL;
 }
 
-/* ShapeError naming what is wrong with the shape or the range (the same words as the twin). */
+/* ShapeError naming what is wrong with the shape or the range (the same words as the twin).
+ * se_chunk_check decides; asking it about the empty range [0, 0) tells a bad shape from a
+ * range outside a good one. */
 static PyObject *raise_shape_error(const se_chunk *chunk)
 {
-    int64_t product = 1;
-    int empty = 0, overflow = 0;
-    for (int d = 0; d < chunk->ndim; d++) {
-        int64_t dim = chunk->shape[d];
-        if (dim < 0) {
-            PyErr_Format(ShapeError, "negative dimension %lld in shape", (long long)dim);
-            return NULL;
-        }
-        if (dim == 0)
-            empty = 1;
-        else if (product > INT64_MAX / dim)
-            overflow = 1;
-        else
-            product *= dim;
-    }
-    if (!empty && overflow) {
-        PyErr_SetString(ShapeError, "shape has more than 2**63 - 1 elements");
+    se_chunk whole = *chunk;
+    int64_t total;
+    whole.start = 0;
+    whole.count = 0;
+    if (se_chunk_check(&whole, &total) == SE_OK) {
+        PyErr_Format(ShapeError, "range [%lld, %lld + %lld) is outside a tensor of %lld elements",
+                     (long long)chunk->start, (long long)chunk->start, (long long)chunk->count,
+                     (long long)total);
         return NULL;
     }
-    PyErr_Format(ShapeError, "range [%lld, %lld + %lld) is outside a tensor of %lld elements",
-                 (long long)chunk->start, (long long)chunk->start, (long long)chunk->count,
-                 (long long)(empty ? 0 : product));
+    for (int d = 0; d < chunk->ndim; d++) {
+        if (chunk->shape[d] < 0) {
+            PyErr_Format(ShapeError, "negative dimension %lld in shape",
+                         (long long)chunk->shape[d]);
+            return NULL;
+        }
+    }
+    PyErr_SetString(ShapeError, "shape has more than 2**63 - 1 elements");
     return NULL;
 }
 
@@ -178,6 +177,138 @@ static PyObject *raise_status(se_status st, const se_chunk *chunk, int64_t bad_i
     }
 }
 
+/* The arguments every entry point shares: dtype, shape, start, count and the two options.
+ * On success returns 0 with *chunk filled (chunk->shape owned by the caller: PyMem_Free it)
+ * and the range checked; else -1 with an exception set and nothing to free. Errors come in
+ * the contract's order: dtype, options, shape and range. */
+static int parse_chunk(PyObject *dtype_obj, PyObject *shape_obj, PyObject *start_obj,
+                       PyObject *count_obj, PyObject *format_obj, PyObject *nonfinite_obj,
+                       se_chunk *chunk)
+{
+    chunk->float_format = SE_FORMAT_EXACT;
+    chunk->nonfinite = SE_NONFINITE_ERROR;
+    chunk->shape = NULL;
+    const char *dtype_name = plain_name(dtype_obj);
+    if (dtype_name == NULL || se_dtype_from_name(dtype_name, &chunk->dtype) != 0) {
+        PyErr_Format(UnsupportedDtypeError, "unsupported dtype: %R", dtype_obj);
+        return -1;
+    }
+    if (format_obj != NULL &&
+        parse_option(format_obj, "float_format", "('exact', 'shortest')", lookup_format,
+                     &chunk->float_format) != 0)
+        return -1;
+    if (nonfinite_obj != NULL &&
+        parse_option(nonfinite_obj, "nonfinite", "('error', 'null', 'string', 'literal')",
+                     lookup_nonfinite, &chunk->nonfinite) != 0)
+        return -1;
+    int64_t *shape = parse_shape(shape_obj, &chunk->ndim);
+    if (shape == NULL)
+        return -1;
+    chunk->shape = shape;
+    int64_t total;
+    se_status st;
+    if (parse_int64(start_obj, "start", &chunk->start) != 0 ||
+        parse_int64(count_obj, "count", &chunk->count) != 0)
+        goto fail;
+    if ((st = se_chunk_check(chunk, &total)) != SE_OK) {
+        raise_status(st, chunk, 0, NULL);
+        goto fail;
+    }
+    return 0;
+fail:
+    PyMem_Free(shape);
+    chunk->shape = NULL;
+    return -1;
+}
+
+/* The output size se_format_chunk needs for a checked chunk, or -1 with an exception set. */
+static int chunk_capacity_of(const se_chunk *chunk, size_t *capacity)
+{
+    se_status st = se_chunk_capacity(chunk, capacity);
+    if (st != SE_OK) {
+        raise_status(st, chunk, 0, NULL);
+        return -1;
+    }
+    if (*capacity > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Gets the input buffer: C-contiguous and exactly count elements long. 0, or -1 with an
+ * exception set and view->obj NULL. */
+static int get_data(PyObject *data, const se_chunk *chunk, const char *dtype_name,
+                    Py_buffer *view)
+{
+    if (PyObject_GetBuffer(data, view, PyBUF_STRIDED_RO) != 0) {
+        view->obj = NULL;
+        return -1;
+    }
+    size_t itemsize = se_dtype_itemsize(chunk->dtype);
+    if (!PyBuffer_IsContiguous(view, 'C')) {
+        PyErr_SetString(BufferSizeError, "the data buffer is not C-contiguous");
+    } else if ((uint64_t)chunk->count > (uint64_t)PY_SSIZE_T_MAX / itemsize ||
+               view->len != (Py_ssize_t)((size_t)chunk->count * itemsize)) {
+        PyErr_Format(BufferSizeError, "buffer of %zd bytes for %lld %s elements (%llu bytes)",
+                     view->len, (long long)chunk->count, dtype_name,
+                     (unsigned long long)chunk->count * itemsize);
+    } else {
+        return 0;
+    }
+    PyBuffer_Release(view);
+    view->obj = NULL;
+    return -1;
+}
+
+/* Formats the chunk into out[0..capacity) with the GIL released; 0 and *length, or -1
+ * with an exception set. */
+static int format_unlocked(const se_chunk *chunk, const Py_buffer *view, char *out,
+                           size_t capacity, size_t *length)
+{
+    int64_t bad_index = 0;
+    se_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = se_format_chunk(chunk, view->buf, out, capacity, length, &bad_index);
+    Py_END_ALLOW_THREADS
+    if (st != SE_OK) {
+        raise_status(st, chunk, bad_index, view->buf);
+        return -1;
+    }
+    return 0;
+}
+
+/* What format_chunk and format_into share: the checked chunk, the data buffer and the
+ * output size it needs. open_call returns 0 (close_call it afterwards) or -1 with an
+ * exception set and nothing to close. */
+typedef struct {
+    se_chunk chunk;
+    Py_buffer view;
+    size_t capacity;
+} call_state;
+
+static int open_call(PyObject *data, PyObject *dtype_obj, PyObject *shape_obj,
+                     PyObject *start_obj, PyObject *count_obj, PyObject *format_obj,
+                     PyObject *nonfinite_obj, call_state *call)
+{
+    if (parse_chunk(dtype_obj, shape_obj, start_obj, count_obj, format_obj, nonfinite_obj,
+                    &call->chunk) != 0)
+        return -1;
+    if (get_data(data, &call->chunk, plain_name(dtype_obj), &call->view) == 0) {
+        if (chunk_capacity_of(&call->chunk, &call->capacity) == 0)
+            return 0;
+        PyBuffer_Release(&call->view);
+    }
+    PyMem_Free((void *)call->chunk.shape);
+    return -1;
+}
+
+static void close_call(call_state *call)
+{
+    PyBuffer_Release(&call->view);
+    PyMem_Free((void *)call->chunk.shape);
+}
+
 PyDoc_STRVAR(format_chunk_doc,
 "format_chunk(data, dtype, shape, start, count, float_format=\"exact\", nonfinite=\"error\")"
 " -> bytes\n\n"
@@ -190,92 +321,85 @@ static PyObject *format_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
                                "nonfinite", NULL};
     PyObject *data, *dtype_obj, *shape_obj, *start_obj, *count_obj;
     PyObject *format_obj = NULL, *nonfinite_obj = NULL;
+    call_state call;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|OO:format_chunk", keywords, &data,
                                      &dtype_obj, &shape_obj, &start_obj, &count_obj,
-                                     &format_obj, &nonfinite_obj))
+                                     &format_obj, &nonfinite_obj) ||
+        open_call(data, dtype_obj, shape_obj, start_obj, count_obj, format_obj, nonfinite_obj,
+                  &call) != 0)
         return NULL;
-
-    se_chunk chunk;
-    chunk.float_format = SE_FORMAT_EXACT;
-    chunk.nonfinite = SE_NONFINITE_ERROR;
-    const char *dtype_name = plain_name(dtype_obj);
-    if (dtype_name == NULL || se_dtype_from_name(dtype_name, &chunk.dtype) != 0) {
-        PyErr_Format(UnsupportedDtypeError, "unsupported dtype: %R", dtype_obj);
-        return NULL;
-    }
-    if (format_obj != NULL &&
-        parse_option(format_obj, "float_format", "('exact', 'shortest')", lookup_format,
-                     &chunk.float_format) != 0)
-        return NULL;
-    if (nonfinite_obj != NULL &&
-        parse_option(nonfinite_obj, "nonfinite", "('error', 'null', 'string', 'literal')",
-                     lookup_nonfinite, &chunk.nonfinite) != 0)
-        return NULL;
-
-    int64_t *shape = parse_shape(shape_obj, &chunk.ndim);
-    if (shape == NULL)
-        return NULL;
-    chunk.shape = shape;
-    PyObject *result = NULL;
-    Py_buffer view;
-    view.obj = NULL;
-    int64_t total;
-    size_t capacity;
-    se_status st;
-    if (parse_int64(start_obj, "start", &chunk.start) != 0 ||
-        parse_int64(count_obj, "count", &chunk.count) != 0)
-        goto done;
-    if ((st = se_chunk_check(&chunk, &total)) != SE_OK) {
-        raise_status(st, &chunk, 0, NULL);
-        goto done;
-    }
-
-    if (PyObject_GetBuffer(data, &view, PyBUF_STRIDED_RO) != 0) {
-        view.obj = NULL;
-        goto done;
-    }
-    if (!PyBuffer_IsContiguous(&view, 'C')) {
-        PyErr_SetString(BufferSizeError, "the data buffer is not C-contiguous");
-        goto done;
-    }
-    size_t itemsize = se_dtype_itemsize(chunk.dtype);
-    if ((uint64_t)chunk.count > (uint64_t)PY_SSIZE_T_MAX / itemsize ||
-        view.len != (Py_ssize_t)((size_t)chunk.count * itemsize)) {
-        PyErr_Format(BufferSizeError, "buffer of %zd bytes for %lld %s elements (%llu bytes)",
-                     view.len, (long long)chunk.count, dtype_name,
-                     (unsigned long long)chunk.count * itemsize);
-        goto done;
-    }
-    if ((st = se_chunk_capacity(&chunk, &capacity)) != SE_OK) {
-        raise_status(st, &chunk, 0, NULL);
-        goto done;
-    }
-    if (capacity > (size_t)PY_SSIZE_T_MAX) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
-    if (result == NULL)
-        goto done;
-
     size_t length = 0;
-    int64_t bad_index = 0;
-    char *out = PyBytes_AS_STRING(result);
-    se_advise_huge_pages(out, capacity);
-    Py_BEGIN_ALLOW_THREADS
-    st = se_format_chunk(&chunk, view.buf, out, capacity, &length, &bad_index);
-    Py_END_ALLOW_THREADS
-    if (st != SE_OK) {
-        Py_CLEAR(result);
-        raise_status(st, &chunk, bad_index, view.buf);
-        goto done;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)call.capacity);
+    if (result != NULL) {
+        char *out = PyBytes_AS_STRING(result);
+        se_advise_huge_pages(out, call.capacity);
+        if (format_unlocked(&call.chunk, &call.view, out, call.capacity, &length) != 0)
+            Py_CLEAR(result);
+        else
+            _PyBytes_Resize(&result, (Py_ssize_t)length);  /* on failure: NULL, MemoryError */
     }
-    _PyBytes_Resize(&result, (Py_ssize_t)length);  /* on failure: NULL, MemoryError set */
+    close_call(&call);
+    return result;
+}
 
-done:
-    if (view.obj != NULL)
-        PyBuffer_Release(&view);
-    PyMem_Free(shape);
+PyDoc_STRVAR(format_into_doc,
+"format_into(out, data, dtype, shape, start, count, float_format=\"exact\","
+" nonfinite=\"error\") -> int\n\n"
+"format_chunk, but the text goes to the start of the writable, C-contiguous buffer out,\n"
+"which must hold at least chunk_capacity(dtype, shape, start, count) bytes (else\n"
+"BufferSizeError, checked after the data buffer). Returns the length of the text. A buffer\n"
+"reused from chunk to chunk costs no fresh pages. On an error the content of out is\n"
+"unspecified.");
+
+static PyObject *format_into(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"out", "data", "dtype", "shape", "start", "count",
+                               "float_format", "nonfinite", NULL};
+    PyObject *out_obj, *data, *dtype_obj, *shape_obj, *start_obj, *count_obj;
+    PyObject *format_obj = NULL, *nonfinite_obj = NULL;
+    call_state call;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOO|OO:format_into", keywords, &out_obj,
+                                     &data, &dtype_obj, &shape_obj, &start_obj, &count_obj,
+                                     &format_obj, &nonfinite_obj) ||
+        open_call(data, dtype_obj, shape_obj, start_obj, count_obj, format_obj, nonfinite_obj,
+                  &call) != 0)
+        return NULL;
+    PyObject *result = NULL;
+    size_t length = 0;
+    Py_buffer out;
+    /* Holding the buffer's export keeps a bytearray from being resized while we write. */
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == 0) {
+        if ((size_t)out.len < call.capacity)
+            PyErr_Format(BufferSizeError, "output buffer of %zd bytes, the chunk needs %zu",
+                         out.len, call.capacity);
+        else if (format_unlocked(&call.chunk, &call.view, out.buf, (size_t)out.len,
+                                 &length) == 0)
+            result = PyLong_FromSize_t(length);
+        PyBuffer_Release(&out);
+    }
+    close_call(&call);
+    return result;
+}
+
+PyDoc_STRVAR(chunk_capacity_doc,
+"chunk_capacity(dtype, shape, start, count) -> int\n\n"
+"The bytes format_into needs for this chunk: its longest possible text plus working room.");
+
+static PyObject *chunk_capacity(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"dtype", "shape", "start", "count", NULL};
+    PyObject *dtype_obj, *shape_obj, *start_obj, *count_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO:chunk_capacity", keywords, &dtype_obj,
+                                     &shape_obj, &start_obj, &count_obj))
+        return NULL;
+    se_chunk chunk;
+    if (parse_chunk(dtype_obj, shape_obj, start_obj, count_obj, NULL, NULL, &chunk) != 0)
+        return NULL;
+    size_t capacity;
+    PyObject *result = NULL;
+    if (chunk_capacity_of(&chunk, &capacity) == 0)
+        result = PyLong_FromSize_t(capacity);
+    PyMem_Free((void *)chunk.shape);
     return result;
 }
 
@@ -305,6 +429,10 @@ static PyObject *set_simd(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"format_chunk", (PyCFunction)(void (*)(void))format_chunk, METH_VARARGS | METH_KEYWORDS,
      format_chunk_doc},
+    {"format_into", (PyCFunction)(void (*)(void))format_into, METH_VARARGS | METH_KEYWORDS,
+     format_into_doc},
+    {"chunk_capacity", (PyCFunction)(void (*)(void))chunk_capacity,
+     METH_VARARGS | METH_KEYWORDS, chunk_capacity_doc},
     {"simd", simd, METH_NOARGS, simd_doc},
     {"set_simd", set_simd, METH_O, set_simd_doc},
     {NULL, NULL, 0, NULL},

@@ -82,6 +82,9 @@ def build_parser():
                     help="what to do with NaN/Infinity (default: error)")
     ex.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                     help="formatting threads (default: the usable CPU count)")
+    ex.add_argument("--no-fsync", dest="fsync", action="store_false",
+                    help="do not wait for the output to reach the disk before renaming it into "
+                         "place (faster; a crash soon after may leave an empty or partial file)")
     ex.add_argument("--verify", action="store_true",
                     help="re-read the output and check it against the checkpoint")
     _add_common(ex)
@@ -152,7 +155,7 @@ def _run_export(args):
         strip_prefixes=args.strip_prefix, include=args.include, exclude=args.exclude,
         no_meta=args.no_meta, strict=args.strict, unsafe_load=args.unsafe_load,
         safe_globals=args.safe_global, float_format=args.float_format,
-        nonfinite=args.nonfinite, threads=args.threads, progress=progress)
+        nonfinite=args.nonfinite, threads=args.threads, progress=progress, fsync=args.fsync)
     if not args.quiet:
         for warning in report.warnings:
             _say(f"warning: {warning}")

@@ -1,10 +1,11 @@
 """The export pipeline: checkpoint -> ordered JSON text -> atomic file.
 
 One direction only: ``open_checkpoint`` gives the sorted tensor entries; each tensor is cut
-into contiguous chunks (``tensors.iter_chunks``); a pool of threads formats chunks ahead
-(the C core releases the GIL); this thread writes the formatted chunks in order and drops
-pages of the mapping it has passed. At most ``2 * threads`` chunks are in flight, so memory
-is bounded by a few chunk buffers whatever the size of a tensor or of the checkpoint.
+into contiguous chunks (``tensors.iter_chunk_data``); a pool of threads formats chunks ahead
+(the C core releases the GIL) into output buffers reused from chunk to chunk; this thread
+writes the formatted chunks in order and drops pages of the mapping it has passed. At most
+``2 * threads`` chunks are in flight, so memory is bounded by a few chunk buffers whatever
+the size of a tensor or of the checkpoint.
 """
 import collections
 import dataclasses
@@ -18,10 +19,17 @@ import orjson
 import torch
 
 from . import formatter
-from .errors import CheckpointError, NonFiniteError, UnsupportedTensorError
+from .buffers import BufferPool
+from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
 from .sources import open_checkpoint
-from .tensors import DEFAULT_CHUNK_ELEMENTS, as_buffer, formatter_dtype, iter_chunks, release_pages
+from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
+                      iter_chunks, release_pages)
 from .writer import AtomicOutput
+
+if formatter.IMPLEMENTATION == "c":
+    from ._speedups import chunk_capacity, format_into
+else:   # the pure-Python twin returns new bytes per chunk
+    chunk_capacity = format_into = None
 
 
 @dataclasses.dataclass
@@ -70,17 +78,32 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         raise ValueError(f"threads must be at least 1, not {threads}")
     started = time.perf_counter()
     report = ExportReport(output=str(dst))
+    # The CRC-32 pass over the tensor data runs on a thread of its own beside torch.load and
+    # the formatting; the output waits for it before it is published (see AtomicOutput's
+    # before_publish). One thread: a second one made torch.load, which holds the GIL, wait
+    # longer (more threads than cores), and that delays the first chunk more than it saves.
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
-                         unsafe_load=unsafe_load, safe_globals=safe_globals) as checkpoint:
+                         unsafe_load=unsafe_load, safe_globals=safe_globals,
+                         crc_threads=1) as checkpoint:
         _check_names_encode(checkpoint)
+        _check_empty_tensors(checkpoint)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
-        writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements)
         bar = _progress_bar(checkpoint.entries) if progress else None
         try:
-            with AtomicOutput(dst, fsync=fsync) as out:
+            with BufferPool() as buffers, \
+                    AtomicOutput(dst, fsync=fsync, before_publish=checkpoint.check_data) as out:
+                writer = _DocumentWriter(checkpoint, float_format, nonfinite, chunk_elements,
+                                         buffers)
                 _write_in_order(writer.pieces(no_meta, bar), out, threads)
+        except (FormatError, CheckpointError):
+            # Corrupt data explains a failure made from the data (a NaN a bit flip made, say);
+            # an output error is reported at once, without waiting for the check.
+            corrupt = checkpoint.data_error()
+            if corrupt is not None:
+                raise corrupt from None
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -101,6 +124,24 @@ def _check_names_encode(checkpoint):
                                   "(a lone surrogate), so JSON cannot hold it") from None
 
 
+# An empty tensor is one piece of text, nested empty lists as tolist() gives them: (2, 0)
+# is [[],[]]. A few million lists are plausible; (2**62, 0) is a valid shape but no file.
+MAX_EMPTY_LISTS = 1 << 24
+
+
+def _check_empty_tensors(checkpoint):
+    """An empty tensor whose nested empty lists would not fit in memory: refuse it now."""
+    for entry in checkpoint.entries:
+        if 0 not in entry.shape:
+            continue
+        lists = math.prod(entry.shape[:entry.shape.index(0)])
+        if lists > MAX_EMPTY_LISTS:
+            raise UnsupportedTensorError(
+                f"{entry.file}: tensor {entry.name!r} has shape {list(entry.shape)}: no values, "
+                f"but its JSON would be {lists:,} empty lists (at most {MAX_EMPTY_LISTS:,} "
+                "are written)")
+
+
 def _progress_bar(entries):
     from tqdm import tqdm
     total = sum(math.prod(entry.shape) for entry in entries)
@@ -114,13 +155,14 @@ def _key_text(name):
 
 class _DocumentWriter:
     """Produces the document as an ordered stream of pieces: literal bytes, or zero-argument
-    jobs that return bytes (the formatting of one chunk, run on the pool)."""
+    jobs that return a _Text (the formatting of one chunk, run on the pool)."""
 
-    def __init__(self, checkpoint, float_format, nonfinite, chunk_elements):
+    def __init__(self, checkpoint, float_format, nonfinite, chunk_elements, buffers):
         self.checkpoint = checkpoint
         self.float_format = float_format
         self.nonfinite = nonfinite
         self.chunk_elements = chunk_elements
+        self.buffers = buffers
         self.elements = 0
 
     def pieces(self, no_meta, bar):
@@ -144,13 +186,16 @@ class _DocumentWriter:
         if total == 0:
             yield formatter.format_chunk(b"", dtype, shape, 0, 0)
             return
-        for start, block in iter_chunks(tensor, dtype, self.chunk_elements):
-            yield _ChunkJob(self, entry, tensor, dtype, shape, start, block)
-            self.elements += block.numel()
+        # The pages of a mapped tensor go as the writer passes them; those a non-contiguous
+        # tensor was copied from go all at once, after its last chunk is handed out.
+        contiguous = tensor.is_contiguous()
+        pages = PagesBehind(tensor) if entry.mapped and contiguous else None
+        for start, data in iter_chunk_data(tensor, dtype, self.chunk_elements):
+            yield _ChunkJob(self, entry, tensor, dtype, shape, start, data, pages)
+            self.elements += len(data)
             if bar is not None:
-                bar.update(block.numel())
-        if entry.mapped:
-            # Pages a non-contiguous tensor was copied from are released here, all at once.
+                bar.update(len(data))
+        if entry.mapped and not contiguous:
             storage = tensor.untyped_storage()
             release_pages(storage.data_ptr(), storage.nbytes())
 
@@ -176,35 +221,68 @@ def _multi_index(flat, shape):
 class _ChunkJob:
     """Formats one chunk; run on a worker thread (the C core releases the GIL)."""
 
-    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "block")
+    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "data", "pages")
 
-    def __init__(self, owner, entry, tensor, dtype, shape, start, block):
+    def __init__(self, owner, entry, tensor, dtype, shape, start, data, pages):
         self.owner, self.entry, self.tensor = owner, entry, tensor
-        self.dtype, self.shape, self.start, self.block = dtype, shape, start, block
+        self.dtype, self.shape, self.start, self.data = dtype, shape, start, data
+        self.pages = pages
 
     def __call__(self):
+        """The chunk's text, as a _Text to write and then hand back."""
         owner = self.owner
+        data = self.data
+        count = len(data)
+        options = (owner.float_format, owner.nonfinite)
         try:
-            text = formatter.format_chunk(as_buffer(self.block, self.dtype), self.dtype,
-                                          self.shape, self.start, self.block.numel(),
-                                          owner.float_format, owner.nonfinite)
+            if format_into is None:
+                return _Text(formatter.format_chunk(data, self.dtype, self.shape, self.start,
+                                                    count, *options))
+            buffer = owner.buffers.take(chunk_capacity(self.dtype, self.shape, self.start, count))
+            try:
+                length = format_into(buffer, data, self.dtype, self.shape, self.start, count,
+                                     *options)
+            except BaseException:
+                owner.buffers.give_back(buffer)
+                raise
+            return _Text(memoryview(buffer)[:length], buffer, owner.buffers)
         except NonFiniteError as error:
             raise owner.nonfinite_error(self.entry, self.tensor, error) from None
-        return text
 
     def written(self):
         """Called once the chunk's text is out: drop the mapping's pages behind it."""
-        if self.entry.mapped and self.block.untyped_storage().data_ptr() == \
-                self.tensor.untyped_storage().data_ptr():
-            release_pages(self.block.data_ptr(), self.block.numel() * self.block.element_size())
+        if self.pages is not None:
+            self.pages.passed(self.start + len(self.data))
+
+
+class _Text:
+    """A chunk's formatted text: bytes, or a view of a pooled buffer to give back after use."""
+
+    __slots__ = ("data", "buffer", "pool")
+
+    def __init__(self, data, buffer=None, pool=None):
+        self.data, self.buffer, self.pool = data, buffer, pool
+
+    def release(self):
+        if self.buffer is not None:
+            self.data.release()     # the view first: a buffer with a view cannot be unmapped
+            self.pool.give_back(self.buffer)
+            self.buffer = None
+
+
+def _write_chunk(out, job, text):
+    try:
+        out.write(text.data)
+    finally:
+        text.release()
+    job.written()
 
 
 def _write_in_order(pieces, out, threads):
     if threads == 1:
         for piece in pieces:
             if isinstance(piece, _ChunkJob):
-                out.write(piece())
-                piece.written()
+                _write_chunk(out, piece, piece())
             else:
                 out.write(piece)
         return
@@ -233,8 +311,7 @@ def _write_oldest(pending, out):
     if job is None:
         out.write(item)
     else:
-        out.write(item.result())
-        job.written()
+        _write_chunk(out, job, item.result())
 
 
 def dumps(tensor, *, float_format="exact", nonfinite="error"):
@@ -251,9 +328,8 @@ def dumps(tensor, *, float_format="exact", nonfinite="error"):
         return formatter.format_chunk(b"", dtype, shape, 0, 0, float_format, nonfinite)
     # The caller asked for the whole text, so a contiguous tensor is one call.
     chunk = total if tensor.is_contiguous() else DEFAULT_CHUNK_ELEMENTS
-    parts = [formatter.format_chunk(as_buffer(block, dtype), dtype, shape, start, block.numel(),
-                                    float_format, nonfinite)
-             for start, block in iter_chunks(tensor, dtype, chunk)]
+    parts = [formatter.format_chunk(data, dtype, shape, start, len(data), float_format, nonfinite)
+             for start, data in iter_chunk_data(tensor, dtype, chunk)]
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 

@@ -8,7 +8,10 @@ bad checkpoint fails before any output exists:
 * the layout gives one clear state_dict (``state_dict``, ``model_state_dict``, raw, a few
   common wrappers, or ``key="a.b"``);
 * names after the prefix rules are unique; selection globs; ``strict``;
-* every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``).
+* every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``);
+* a torch zip's structure and CRC-32s (``streamexport.zipcheck``); with ``crc_threads`` the
+  CRC pass over the tensor data runs beside the export instead, and
+  ``Checkpoint.check_data`` gives its verdict before the output is published.
 
 Errors are ``CheckpointError`` subclasses whose message is one line naming the file and the
 cause. Warnings torch would print are caught; the useful ones become ``Checkpoint.warnings``.
@@ -18,13 +21,12 @@ import os
 import re
 import threading
 import warnings as _warnings
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import CheckpointError, LayoutError, NameCollisionError
 from .tensors import formatter_dtype
+from .zipcheck import DataCheck, check_zip
 
 # TorchLean's adapter unwraps these, in this order, when the value is a dict.
 TORCHLEAN_WRAPPERS = ("state_dict", "model_state_dict")
@@ -62,6 +64,21 @@ class Checkpoint:
         self.skipped = skipped
         self.warnings = warnings
         self._resources = list(resources)
+        self._data_checks = [r for r in self._resources if isinstance(r, DataCheck)]
+
+    def check_data(self):
+        """Wait for the background CRC-32 checks (``crc_threads``); raise what they found."""
+        error = self.data_error()
+        if error is not None:
+            raise error
+
+    def data_error(self):
+        """The CheckpointError a deferred CRC-32 check found, once all are done, or None."""
+        for check in self._data_checks:
+            error = check.error()
+            if error is not None:
+                return error
+        return None
 
     def close(self):
         """Drop the loaded objects and unmap what can be unmapped."""
@@ -227,39 +244,6 @@ def _explain_load_error(path, exc, unsafe_load, unsafe_names=()):
     return _fail(path, f"cannot load ({kind}): {text or 'no details'}")
 
 
-def _check_zip_structure(path):
-    """Read the zip's central directory and check every record's CRC-32.
-
-    torch's reader maps storages by offset and never checks their CRC, so a bit flip in
-    tensor data would go unnoticed; reading each record once here (1 MiB at a time; the
-    pages stay in the OS cache for the export) finds it before any output exists.
-    Records whose CRC field is 0 were written with torch's CRC-32 turned off
-    (``torch.serialization.set_crc32_options(False)``): only their headers are checked.
-    """
-    record = None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                record = info.filename
-                with archive.open(info) as member:   # checks the local header
-                    if info.CRC == 0:
-                        continue
-                    while member.read(1 << 20):
-                        pass
-    except zipfile.BadZipFile as exc:
-        cause = str(exc)
-        if cause.startswith("Bad CRC-32"):
-            raise _fail(path, f"corrupt zip archive: record {record} fails its CRC-32 "
-                              "check") from None
-        if cause == "File is not a zip file":
-            cause = "no end-of-central-directory record"
-        raise _fail(path, f"corrupt or truncated zip archive ({cause})") from None
-    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error) as exc:
-        where = f" in record {record}" if record else ""
-        raise _fail(path, f"corrupt or truncated zip archive{where} ({type(exc).__name__}: "
-                          f"{exc})") from None
-
-
 def _unsafe_globals(path, extra, dict_like):
     """Every global the pickle names that is still not allowed (read statically, not run)."""
     import torch
@@ -276,14 +260,18 @@ def _unsafe_globals(path, extra, dict_like):
     return tuple(n if "." in n else "builtins." + n for n in names if not n.startswith(blocked))
 
 
-def _torch_load(path, kind, unsafe_load, safe_globals, messages):
-    """torch.load with torch's warnings caught; returns (object, mapped)."""
+def _torch_load(path, kind, unsafe_load, safe_globals, messages, resources, crc_threads):
+    """torch.load with torch's warnings caught; returns (object, mapped). With
+    ``crc_threads`` the CRC-32 check of a zip's tensor data starts on that many threads
+    (beside torch.load and what follows) and joins ``resources``."""
     import torch
     from . import _safe_globals
 
     mapped = kind == "zip"
     if kind == "zip":
-        _check_zip_structure(path)
+        data_check = check_zip(path, defer_data=crc_threads > 0)
+        if data_check is not None:
+            resources.append(data_check.start(crc_threads))
     else:
         size = os.path.getsize(path)
         messages.append(f"{path}: legacy (non-zip) torch checkpoint: it cannot be memory-mapped "
@@ -684,14 +672,16 @@ def _read_index(index_path):
 MAX_INDEX = 256 * 1024 * 1024
 
 
-def _file_items(path, key, unsafe_load, safe_globals, messages, skipped, resources):
+def _file_items(path, key, unsafe_load, safe_globals, messages, skipped, resources,
+                crc_threads):
     """_Items of one checkpoint file (torch zip, legacy pickle or safetensors)."""
     if _check_file(path) == "dir":
         raise _fail(path, "is a directory, not a checkpoint file")
     kind = _sniff(path)
     if kind == "safetensors":
         return _safetensors_items(path, key, resources)
-    obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages)
+    obj, mapped = _torch_load(path, kind, unsafe_load, safe_globals, messages, resources,
+                              crc_threads)
     resources.append(_Holder(obj))
     state = select_state_dict(path, obj, key, messages)
     return _torch_items(path, state, mapped, skipped)
@@ -707,7 +697,8 @@ class _Holder:
         self.obj = None
 
 
-def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, resources):
+def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, resources,
+                 crc_threads):
     """_Items of every shard of an index, checked against its weight_map."""
     shards = _read_index(index_path)
     by_shard = {}
@@ -720,7 +711,7 @@ def _index_items(index_path, key, unsafe_load, safe_globals, messages, skipped, 
             raise _fail(index_path, f"shard {os.path.basename(shard)} (holding {listed[0]!r}"
                                     f"{' and others' if len(listed) > 1 else ''}) is missing")
         shard_items = _file_items(shard, key, unsafe_load, safe_globals, messages, skipped,
-                                  resources)
+                                  resources, crc_threads)
         held = {item.source_name: item for item in shard_items}
         missing = [name for name in listed if name not in held]
         if missing:
@@ -752,12 +743,18 @@ def _fp8_warning(path, entries, all_names):
 # ---- the entry point ----------------------------------------------------------------
 
 def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), include=(),
-                    exclude=(), strict=False, unsafe_load=False, safe_globals=()):
+                    exclude=(), strict=False, unsafe_load=False, safe_globals=(),
+                    crc_threads=0):
     """Open a checkpoint and check everything that can be checked before formatting.
 
     ``path`` is a torch checkpoint (zip or legacy pickle), a safetensors file, a Hugging
     Face ``*.index.json`` or a directory holding one of these (safetensors preferred).
     Returns a ``Checkpoint`` (a context manager) whose ``entries`` are sorted by final name.
+
+    ``crc_threads=N`` (N > 0): the CRC-32 pass over a zip's tensor data (nearly all of the
+    file) runs on N threads beside torch.load and the caller's work instead of before this
+    returns; the caller must call ``Checkpoint.check_data()`` before it publishes anything
+    made from the tensors. The default, 0, checks everything before returning.
     """
     path = os.fspath(path)
     strip_prefixes = tuple(strip_prefixes or ())
@@ -773,10 +770,10 @@ def open_checkpoint(path, *, key=None, keep_prefix=False, strip_prefixes=(), inc
             source = _resolve_directory(path)
         if source.endswith(".index.json"):
             items = _index_items(source, key, unsafe_load, safe_globals, messages, skipped,
-                                 resources)
+                                 resources, crc_threads)
         else:
             items = _file_items(source, key, unsafe_load, safe_globals, messages, skipped,
-                                resources)
+                                resources, crc_threads)
         entries = _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes,
                                  include, exclude)
         warning = _fp8_warning(path, entries, {item.source_name for item in items})

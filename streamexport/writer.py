@@ -6,6 +6,10 @@ only after the last byte is written and flushed. Any failure -- an exception, a 
 turned into an exception, a full disk, the file-size limit -- removes the temporary file and
 leaves an existing target untouched. ``-`` writes to stdout; a target that exists and is not
 a regular file (``/dev/null``, a FIFO) is written in place, since it cannot be replaced.
+
+``before_publish``, if given, is called once before the document becomes visible: before
+the rename, or before the first byte written in place. An exception from it aborts the
+output as any other would (a late integrity check of the input, say).
 """
 import errno
 import os
@@ -32,14 +36,16 @@ def describe_os_error(exc):
 class AtomicOutput:
     """``with AtomicOutput(path) as out: out.write(b"...")`` -- committed only on a clean exit."""
 
-    def __init__(self, target, *, fsync=True, mode=0o666):
+    def __init__(self, target, *, fsync=True, mode=0o666, before_publish=None):
         self.target = target
         self._mode = mode  # before the umask; 0o777 for an executable script
         self.bytes_written = 0
         self._fsync = fsync
+        self._before_publish = before_publish
         self._fd = None
         self._temp = None
         self._owns_fd = True
+        self._in_place = False
 
     # -- opening -------------------------------------------------------------------------
 
@@ -47,6 +53,7 @@ class AtomicOutput:
         if self.target == "-":
             self._fd = sys.stdout.fileno()
             self._owns_fd = False
+            self._in_place = True
             sys.stdout.flush()
             return self
         target = os.path.abspath(self.target)
@@ -77,20 +84,28 @@ class AtomicOutput:
             self._fd = os.open(target, os.O_WRONLY)
         except OSError as exc:
             raise OutputError(f"{self.target}: cannot write: {describe_os_error(exc)}") from None
+        self._in_place = True
 
     # -- writing -------------------------------------------------------------------------
 
     def write(self, data):
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self.bytes_written += written
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputError(f"{self.target}: write failed: {describe_os_error(exc)}") from None
+        if self._in_place:
+            self._publishing()
+        # The views are released on the way out, even on an error: the caller may reuse or
+        # unmap the memory behind ``data`` as soon as this returns.
+        with memoryview(data) as whole, whole.cast("B") as view:
+            try:
+                done = 0
+                while done < len(view):
+                    with view[done:] as rest:
+                        written = os.write(self._fd, rest)
+                    done += written
+                    self.bytes_written += written
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise OutputError(f"{self.target}: write failed: "
+                                  f"{describe_os_error(exc)}") from None
 
     # -- closing -------------------------------------------------------------------------
 
@@ -101,10 +116,23 @@ class AtomicOutput:
             self._discard()
         return False
 
+    def _publishing(self):
+        check, self._before_publish = self._before_publish, None
+        if check is not None:
+            check()
+
     def _commit(self):
         if self._temp is None:
-            self._close()
+            try:
+                self._publishing()      # nothing was written in place
+            finally:
+                self._close()
             return
+        try:
+            self._publishing()
+        except BaseException:
+            self._discard()
+            raise
         try:
             if self._fsync:
                 os.fsync(self._fd)

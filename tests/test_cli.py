@@ -158,3 +158,16 @@ def test_verify_command_reports_a_changed_value(tmp_path, good_checkpoint):
     assert result.returncode == 1
     line = result.stderr.decode().strip().splitlines()[0]
     assert "weight" in line and "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize("flags,fsyncs", [((), 1), (("--no-fsync",), 0)])
+def test_export_fsyncs_the_output_unless_told_not_to(tmp_path, good_checkpoint, monkeypatch,
+                                                     flags, fsyncs):
+    from streamexport import cli, writer
+    calls = []
+    real_fsync = writer.os.fsync
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    out = tmp_path / "model.json"
+    assert cli.main(["export", str(good_checkpoint), str(out), "--quiet", *flags]) == 0
+    assert len(calls) == fsyncs
+    assert out.read_bytes() == reference_bytes(good_checkpoint)

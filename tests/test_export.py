@@ -276,3 +276,35 @@ def test_name_with_lone_surrogate_is_refused_before_output(tmp_path):
     with pytest.raises(CheckpointError, match="lone surrogate"):
         streamexport.export(str(path), str(out))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_reused_buffers_carry_no_text_from_one_chunk_into_the_next(tmp_path, threads):
+    """Chunks whose texts differ widely in length (long float64 tokens, one-digit ints, a
+    deep shape with many brackets) share the exporter's buffers, in every order."""
+    torch.manual_seed(1)
+    path = save({"a.f64": torch.randn(301, dtype=torch.float64) * 1e300,
+                 "b.int8": torch.randint(0, 9, (1000,), dtype=torch.int8),
+                 "c.deep": torch.randn(40, 1, 1, 1, 3),
+                 "d.bool": torch.rand(250) > 0.5,
+                 "e.f64": torch.randn(17, dtype=torch.float64)}, tmp_path)
+    expected = reference_bytes(path)
+    for chunk in (7, 64, 1000):
+        assert export_bytes(path, tmp_path, threads=threads, chunk_elements=chunk) == expected
+
+
+@pytest.mark.parametrize("shape", [(2 ** 62, 0), (2 ** 13, 2 ** 12, 2 ** 10, 0, 5)])
+def test_an_empty_tensor_with_huge_outer_dimensions_is_refused_in_one_line(tmp_path, shape):
+    path = save({"a": torch.ones(2), "huge": torch.empty(shape)}, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(UnsupportedTensorError) as raised:
+        streamexport.export(str(path), str(out))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: tensor 'huge' has shape {list(shape)}"), message
+    assert "empty lists" in message and "\n" not in message
+    assert not out.exists()
+
+
+def test_an_empty_tensor_with_many_empty_lists_within_the_limit_is_written(tmp_path):
+    path = save({"e": torch.empty(100_000, 0), "f": torch.empty(0, 3)}, tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)

@@ -214,3 +214,92 @@ def test_threads_share_nothing():
     for t in threads:
         t.join()
     assert results == expected
+
+
+# ---- format_into: the same text, written into a caller's buffer ------------------------
+
+format_into = _speedups.format_into
+chunk_capacity = _speedups.chunk_capacity
+
+
+def test_format_into_writes_what_format_chunk_returns_into_a_dirty_reused_buffer():
+    """One buffer, filled with junk, reused for chunks of falling and rising sizes."""
+    rng = random.Random(SEED)
+    out = bytearray(b"\xff" * 4096)
+    for trial in range(300):
+        dtype = rng.choice(DTYPES)
+        shape = tuple(rng.choice([1, 2, 3, 7]) for _ in range(rng.randrange(0, 4)))
+        total = int(np.prod(shape)) if shape else 1
+        start = rng.randrange(0, total + 1)
+        count = rng.randrange(0, total - start + 1)
+        data = bytes(rng.getrandbits(8) for _ in range(count * ITEMSIZE[dtype]))
+        expected = format_chunk(data, dtype, shape, start, count, "shortest", "string")
+        assert chunk_capacity(dtype, shape, start, count) >= len(expected), (SEED, trial)
+        length = format_into(out, data, dtype, shape, start, count, "shortest", "string")
+        assert bytes(out[:length]) == expected, (SEED, trial)
+
+
+def test_format_into_refuses_a_buffer_one_byte_short_of_the_capacity():
+    values = np.array([1.5, -2.25, 1e-300], dtype=np.float64)
+    needed = chunk_capacity("float64", (3,), 0, 3)
+    with pytest.raises(BufferSizeError):
+        format_into(bytearray(needed - 1), values, "float64", (3,), 0, 3)
+    out = bytearray(needed)
+    assert out[:format_into(out, values, "float64", (3,), 0, 3)] == b"[1.5,-2.25,1e-300]"
+
+
+def test_format_into_refuses_read_only_and_strided_outputs():
+    values = np.array([1, 2], dtype=np.int8)
+    needed = chunk_capacity("int8", (2,), 0, 2)
+    with pytest.raises(BufferError):
+        format_into(bytes(needed), values, "int8", (2,), 0, 2)
+    strided = memoryview(bytearray(2 * needed))[::2]
+    with pytest.raises(BufferError):
+        format_into(strided, values, "int8", (2,), 0, 2)
+    for out in (None, 3, "abc"):
+        with pytest.raises(TypeError):
+            format_into(out, values, "int8", (2,), 0, 2)
+
+
+def test_format_into_checks_its_arguments_in_the_contract_order():
+    values = np.array([1, 2], dtype=np.int8)
+    with pytest.raises(UnsupportedDtypeError):
+        format_into(bytearray(64), values, "complex64", (2,), 0, 2)
+    with pytest.raises(ShapeError):
+        format_into(bytearray(64), values, "int8", (2,), 1, 2)
+    with pytest.raises(BufferSizeError):      # the data buffer, before the output's size
+        format_into(bytearray(0), values, "int16", (2,), 0, 2)
+    with pytest.raises(ShapeError):
+        chunk_capacity("int8", (-1,), 0, 0)
+    with pytest.raises(MemoryError):
+        chunk_capacity("int8", (2 ** 62, 0), 0, 0)
+
+
+def test_format_into_holds_the_buffer_so_it_cannot_be_resized_meanwhile():
+    out = bytearray(chunk_capacity("float32", (1,), 0, 1))
+    view = memoryview(out)
+    with pytest.raises(BufferError):
+        out.extend(b"x")          # sanity: an exported bytearray cannot grow
+    view.release()
+    format_into(out, np.array([0.5], dtype=np.float32), "float32", (1,), 0, 1)
+    out.extend(b"x")              # and format_into gave its export back
+
+
+def test_format_into_reports_nonfinite_values_with_their_index():
+    values = np.array([1.0, np.inf, 2.0], dtype=np.float32)
+    with pytest.raises(NonFiniteError) as raised:
+        format_into(bytearray(256), values, "float32", (9,), 4, 3)
+    assert raised.value.index == 5
+
+
+@pytest.mark.parametrize("shape,start,count,words", [
+    ((3, -2), 0, 0, "negative dimension -2 in shape"),
+    ((2 ** 62, 4), 0, 0, "shape has more than 2**63 - 1 elements"),
+    ((-1, 2 ** 62, 4), 0, 0, "negative dimension -1 in shape"),
+    ((2, 2), 3, 2, "range [3, 3 + 2) is outside a tensor of 4 elements"),
+    ((2 ** 62, 0), 0, 1, "range [0, 0 + 1) is outside a tensor of 0 elements"),
+])
+def test_shape_errors_say_which_rule_is_broken(shape, start, count, words):
+    with pytest.raises(ShapeError) as raised:
+        format_chunk(b"\x00" * count, "int8", shape, start, count)
+    assert str(raised.value) == words

@@ -1,0 +1,162 @@
+"""The integrity check of a torch zip checkpoint: its structure and every record's CRC-32.
+
+torch's reader maps storages by offset and never checks their CRC, so a bit flip in tensor
+data would go unnoticed. ``check_zip`` reads the central directory and every record's local
+header, and checks the CRC-32 of every record, so a corrupt file is refused with a one-line
+``CheckpointError`` naming the file and the record.
+
+The tensor data is nearly all of the file, and its CRC pass need not come first: with
+``defer_data=True`` the small records (the pickle, the version) are checked at once -- they
+are read before anything else -- and the data records are returned as a ``DataCheck`` that
+runs on threads of its own while the caller formats, over read-only mappings of the file,
+without copying it. The caller must ``wait()`` for it before it publishes anything read
+from the data. Records whose CRC field is 0 were written with torch's CRC-32 turned off
+(``torch.serialization.set_crc32_options(False)``): only their headers are checked.
+"""
+import mmap
+import struct
+import threading
+import zipfile
+import zlib
+
+from .errors import CheckpointError
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")   # signature ... name length, extra length
+_SLICE = 8 << 20     # bytes checked per zlib call; their pages are dropped after it
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+def check_zip(path, defer_data=False):
+    """Check ``path``'s zip structure and CRC-32s; with ``defer_data``, return a DataCheck
+    for the tensor data records (not yet started), else None once everything is checked."""
+    record = None
+    deferred = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                record = info.filename
+                later = defer_data and info.CRC != 0 and _is_stored_data(info)
+                with archive.open(info) as member:   # checks the local header
+                    while info.CRC != 0 and not later and member.read(1 << 20):
+                        pass
+                if later:
+                    deferred.append((record, _data_offset(archive.fp, info),
+                                     info.compress_size, info.CRC))
+    except zipfile.BadZipFile as exc:
+        cause = str(exc)
+        if cause.startswith("Bad CRC-32"):
+            raise _crc_error(path, record) from None
+        if cause == "File is not a zip file":
+            cause = "no end-of-central-directory record"
+        raise _fail(path, f"corrupt or truncated zip archive ({cause})") from None
+    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        where = f" in record {record}" if record else ""
+        raise _fail(path, f"corrupt or truncated zip archive{where} ({type(exc).__name__}: "
+                          f"{exc})") from None
+    return DataCheck(path, deferred) if defer_data else None
+
+
+def _is_stored_data(info):
+    """A tensor storage written uncompressed, as torch.save writes every one."""
+    return "/data/" in info.filename and info.compress_type == zipfile.ZIP_STORED
+
+
+def _data_offset(fp, info):
+    """Where the record's bytes begin: after its local header (already checked by open)."""
+    fp.seek(info.header_offset)
+    fields = _LOCAL_HEADER.unpack(fp.read(_LOCAL_HEADER.size))
+    name_length, extra_length = fields[-2], fields[-1]
+    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+
+
+def _fail(path, cause):
+    return CheckpointError(f"{path}: {cause}")
+
+
+def _crc_error(path, record):
+    return _fail(path, f"corrupt zip archive: record {record} fails its CRC-32 check")
+
+
+class DataCheck:
+    """The CRC-32 check of a zip's data records: ``start()`` it, then ``wait()``.
+
+    ``start(threads)`` shares the records out among that many threads (each record has its
+    own CRC, so they split without any combining); a check never started runs on one thread
+    when it is waited for. ``wait`` raises the CheckpointError the
+    check found, once it is done (the first corrupt record in file order, whatever thread
+    found it); ``error()`` waits and returns it instead (None if the data is sound);
+    ``close`` stops the check early and leaves ``wait`` reporting nothing more.
+    """
+
+    def __init__(self, path, records):
+        self.path = path
+        self._records = records       # (name, offset, size, expected CRC-32), in file order
+        self._next = 0
+        self._errors = {}             # record index -> CheckpointError
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def start(self, threads=1):
+        for _ in range(max(1, min(threads, len(self._records)))):
+            thread = threading.Thread(target=self._run, name="streamexport-crc32", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def wait(self):
+        error = self.error()
+        if error is not None:
+            raise error
+
+    def error(self):
+        if not self._threads and not self._stop.is_set():
+            self.start()
+        for thread in self._threads:
+            thread.join()
+        return self._errors[min(self._errors)] if self._errors else None
+
+    def close(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _take(self):
+        with self._lock:
+            index = self._next
+            self._next += 1
+        return index if index < len(self._records) and not self._stop.is_set() else None
+
+    def _failed(self, index, error):
+        with self._lock:
+            self._errors[index] = error
+
+    def _run(self):
+        try:
+            with open(self.path, "rb") as file, \
+                    mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
+                    memoryview(mapped) as whole:
+                index = self._take()
+                while index is not None:
+                    if not self._record_is_sound(mapped, whole, *self._records[index]):
+                        self._failed(index, _crc_error(self.path, self._records[index][0]))
+                    index = self._take()
+        except CheckpointError as exc:
+            self._failed(index, exc)
+        except (OSError, ValueError) as exc:   # the file changed or vanished meanwhile
+            self._failed(-1, _fail(self.path, f"cannot read the tensor data "
+                                              f"({type(exc).__name__}: {exc})"))
+
+    def _record_is_sound(self, mapped, whole, name, offset, size, expected):
+        if offset + size > len(mapped):
+            raise _fail(self.path, f"truncated zip archive: record {name} ends past the end "
+                                   "of the file")
+        crc = 0
+        for begin in range(offset - offset % _SLICE, offset + size, _SLICE):
+            if self._stop.is_set():
+                return True                     # closed early: nothing to report
+            with whole[max(begin, offset):min(begin + _SLICE, offset + size)] as piece:
+                crc = zlib.crc32(piece, crc)    # releases the GIL
+            if _DONTNEED is not None:   # this mapping's pages only: the file stays cached
+                mapped.madvise(_DONTNEED, begin, min(_SLICE, len(mapped) - begin))
+        return crc == expected

@@ -1,0 +1,187 @@
+"""The CRC-32 check of the tensor data runs beside the export; a corrupt record is still
+refused before the output is published, and nothing is left behind."""
+import os
+import struct
+import subprocess
+import sys
+import threading
+import zipfile
+
+import pytest
+import torch
+
+import streamexport
+from streamexport.errors import CheckpointError
+from streamexport.sources import open_checkpoint
+
+
+def save_layers(tmp_path, count=6, rows=300):
+    g = torch.Generator().manual_seed(5)
+    path = tmp_path / "model.pt"
+    torch.save({f"layer{i}.weight": torch.randn(rows, 100, generator=g) for i in range(count)},
+               path)
+    return path
+
+
+def data_records(path):
+    """(record name, data offset, size) of every tensor storage, in file order."""
+    records = []
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+        for info in archive.infolist():
+            if "/data/" in info.filename and info.file_size:
+                f.seek(info.header_offset + 26)
+                name_length, extra_length = struct.unpack("<HH", f.read(4))
+                records.append((info.filename,
+                                info.header_offset + 30 + name_length + extra_length,
+                                info.file_size))
+    return sorted(records, key=lambda record: record[1])
+
+
+def corrupt(path, position, new_bytes):
+    data = bytearray(path.read_bytes())
+    data[position:position + len(new_bytes)] = new_bytes
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def late_flip(tmp_path):
+    """A checkpoint whose last stored record has one flipped bit near its end."""
+    path = save_layers(tmp_path)
+    name, offset, size = data_records(path)[-1]
+    corrupt(path, offset + size - 3, bytes([path.read_bytes()[offset + size - 3] ^ 0x01]))
+    return path, name
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.suffix != ".pt")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_late_crc_failure_publishes_nothing(tmp_path, late_flip, threads):
+    path, record = late_flip
+    target = tmp_path / "out.json"
+    with pytest.raises(CheckpointError) as raised:
+        streamexport.export(str(path), str(target), threads=threads, chunk_elements=1000)
+    assert str(raised.value) == (f"{path}: corrupt zip archive: record {record} fails its "
+                                 "CRC-32 check")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_late_crc_failure_leaves_an_existing_target_untouched(tmp_path, late_flip):
+    path, _ = late_flip
+    target = tmp_path / "out.json"
+    target.write_bytes(b"keep me")
+    with pytest.raises(CheckpointError, match="CRC-32"):
+        streamexport.export(str(path), str(target), threads=2)
+    assert target.read_bytes() == b"keep me"
+    assert leftovers(tmp_path) == ["out.json"]
+
+
+def test_a_crc_failure_writes_no_byte_to_a_fifo(tmp_path, late_flip):
+    path, _ = late_flip
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    try:
+        with pytest.raises(CheckpointError, match="CRC-32"):
+            streamexport.export(str(path), str(fifo), threads=2)
+    finally:
+        if reader.is_alive():         # the export failed before it opened the FIFO
+            with open(fifo, "wb"):
+                pass
+        reader.join()
+    assert received == [b""]
+
+
+def test_a_bit_flip_that_makes_a_nan_is_reported_as_the_corruption_it_is(tmp_path):
+    path = save_layers(tmp_path)
+    name, offset, _ = data_records(path)[0]
+    corrupt(path, offset + 4 * 7, struct.pack("<I", 0x7FC00000))   # element 7 becomes NaN
+    with pytest.raises(CheckpointError) as raised:
+        streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
+    assert "CRC-32" in str(raised.value) and name in str(raised.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_the_cli_reports_a_late_crc_failure_in_one_line(tmp_path, late_flip):
+    path, record = late_flip
+    target = tmp_path / "out.json"
+    run = subprocess.run([sys.executable, "-m", "streamexport", "export", str(path), str(target)],
+                         capture_output=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                             p for p in sys.path if p)}, timeout=120)
+    assert run.returncode == 1
+    lines = run.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and record in lines[0] and "CRC-32" in lines[0], lines
+    assert leftovers(tmp_path) == []
+
+
+def test_deferred_check_reports_through_check_data(tmp_path, late_flip):
+    path, record = late_flip
+    with open_checkpoint(path, crc_threads=2) as checkpoint:   # opens before the data is read
+        with pytest.raises(CheckpointError, match=record):
+            checkpoint.check_data()
+        assert record in str(checkpoint.data_error())
+    with pytest.raises(CheckpointError, match=record):          # the default checks at once
+        open_checkpoint(path)
+
+
+def test_deferred_check_passes_a_sound_file_and_stops_on_close(tmp_path):
+    path = save_layers(tmp_path)
+    with open_checkpoint(path, crc_threads=1) as checkpoint:
+        checkpoint.check_data()
+        assert checkpoint.data_error() is None
+    checkpoint = open_checkpoint(path, crc_threads=2)
+    checkpoint.close()                # joins the threads, whatever they had reached
+    checkpoint.check_data()
+
+
+def test_a_record_claiming_more_bytes_than_the_file_holds_is_refused(tmp_path):
+    from streamexport.zipcheck import DataCheck
+    path = save_layers(tmp_path, count=1)
+    name, offset, size = data_records(path)[0]
+    check = DataCheck(str(path), [(name, offset, path.stat().st_size, 0)])
+    with pytest.raises(CheckpointError, match="ends past the end of the file"):
+        check.start().wait()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_several_corrupt_records_report_the_first_in_the_file_for_any_thread_count(
+        tmp_path, threads):
+    from streamexport.zipcheck import check_zip
+    path = save_layers(tmp_path, count=8, rows=50)
+    records = data_records(path)
+    data = bytearray(path.read_bytes())
+    for name, offset, size in records[2::2]:
+        data[offset + size // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    check = check_zip(str(path), defer_data=True).start(threads)
+    assert str(check.error()) == (f"{path}: corrupt zip archive: record {records[2][0]} fails "
+                                  "its CRC-32 check")
+    (tmp_path / "sound").mkdir()
+    sound = save_layers(tmp_path / "sound", count=8, rows=50)
+    assert check_zip(str(sound), defer_data=True).start(threads).error() is None
+
+
+def test_an_output_error_is_reported_as_itself_without_waiting_for_the_check(tmp_path, late_flip,
+                                                                            monkeypatch):
+    from streamexport import writer
+    from streamexport.errors import OutputError
+    path, _ = late_flip
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", full_disk)
+    with pytest.raises(OutputError, match="no space left"):
+        streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_data_check_never_started_runs_when_waited_for(tmp_path, late_flip):
+    from streamexport.zipcheck import check_zip
+    path, record = late_flip
+    check = check_zip(str(path), defer_data=True)      # returned before anything is read
+    with pytest.raises(CheckpointError, match=record):
+        check.wait()
