@@ -109,9 +109,9 @@ def test_the_cli_reports_a_late_crc_failure_in_one_line(tmp_path, late_flip):
     path, record = late_flip
     target = tmp_path / "out.json"
     # cwd: away from the source tree, so that "-m streamexport" finds the installed package
-    # (with its C core), as tests/test_cli.py runs it
-    run = subprocess.run([sys.executable, "-m", "streamexport", "export", str(path), str(target)],
-                         capture_output=True, cwd=tmp_path, timeout=120)
+    # (with its C core), as tests/test_cli.py runs it; --quiet: errors only
+    run = subprocess.run([sys.executable, "-m", "streamexport", "export", str(path), str(target),
+                          "--quiet"], capture_output=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 1
     lines = run.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and record in lines[0] and "CRC-32" in lines[0], lines
