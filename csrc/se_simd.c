@@ -100,23 +100,26 @@ SE_TARGET static inline void carry52(__m512i *l, int n)
     }
 }
 
-/* Rounding to odd from normalised limbs: floor(Z / 2**(52 * j + sh)) for the value held
- * in limbs a (= limb j, taken from bit sh) and b (the next one), made odd when
- * sticky_bits (the caller's selection of the bits below) are not all zero. */
-SE_TARGET static inline __m512i round_to_odd(__m512i a, __m512i b, __m512i sh,
-                                             __m512i sticky_bits)
-{
-    __m512i r = _mm512_or_si512(_mm512_srlv_epi64(a, sh),
-                                _mm512_sllv_epi64(b, _mm512_sub_epi64(set64(52), sh)));
-    __mmask8 odd = _mm512_test_epi64_mask(sticky_bits, sticky_bits);
-    return _mm512_mask_or_epi64(r, odd, r, set64(1));
-}
-
 /* (1 << n) - 1 per lane. */
 SE_TARGET static inline __m512i low_mask(__m512i n)
 {
     return _mm512_sub_epi64(_mm512_sllv_epi64(set64(1), n), set64(1));
 }
+
+/* Rounding to odd from normalised 52-bit limbs l: the value is floor(Z / 2**(52 * (j + 1)
+ * + sh)), taken from limbs j + 1 and j + 2; it is made odd when the bits below it that the
+ * conversion looks at -- limb j from bit `from`, limb j + 1 below bit sh -- are not all
+ * zero. */
+SE_TARGET static inline __m512i round_to_odd(const __m512i *l, int j, __m512i sh, __m512i from)
+{
+    __m512i r = _mm512_or_si512(_mm512_srlv_epi64(l[j + 1], sh),
+                                _mm512_sllv_epi64(l[j + 2], _mm512_sub_epi64(set64(52), sh)));
+    __m512i sticky = _mm512_or_si512(_mm512_srlv_epi64(l[j], from),
+                                     _mm512_and_si512(l[j + 1], low_mask(sh)));
+    __mmask8 odd = _mm512_test_epi64_mask(sticky, sticky);
+    return _mm512_mask_or_epi64(r, odd, r, set64(1));
+}
+
 
 /* x mod 10 for x < 2**58: x = hi * 2**32 + lo and 2**32 = 6 (mod 10); each step's
  * operand stays below 2**32, where (v * 0xCCCCCCCD) >> 35 = v / 10. */
@@ -262,14 +265,10 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f64_kernel(const unsigned char
         /* r from bits [63 - h, 126 - h): limb 1 from bit 11 - h, limb 2 below 22 - h; the
          * value from bit 22 - h of limb 2 */
         __m512i sh = _mm512_sub_epi64(set64(22), h[b]);
-        __m512i from1 = _mm512_sub_epi64(set64(11), h[b]), below2 = low_mask(sh);
-#define ROUND64(Z)                                                                       \
-    round_to_odd(Z[2], Z[3], sh,                                                         \
-                 _mm512_or_si512(_mm512_srlv_epi64(Z[1], from1), _mm512_and_si512(Z[2], below2)))
-        vb[b][0] = ROUND64(z);
-        vb[b][1] = ROUND64(zl);
-        vb[b][2] = ROUND64(zr);
-#undef ROUND64
+        __m512i from = _mm512_sub_epi64(set64(11), h[b]);
+        vb[b][0] = round_to_odd(z, 1, sh, from);
+        vb[b][1] = round_to_odd(zl, 1, sh, from);
+        vb[b][2] = round_to_odd(zr, 1, sh, from);
     }
     EACH(b) {
         __m512i digits = choose8(vb[b][0], vb[b][1], vb[b][2], _mm512_and_si512(t[b], set64(1)));
@@ -328,14 +327,10 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigne
         /* r from bits [33 - h, 96 - h) of W: limb 0 from bit 33 - h, limb 1 below 44 - h;
          * the value from bit 44 - h of limb 1 */
         __m512i sh = _mm512_sub_epi64(set64(44), h[b]);
-        __m512i from0 = _mm512_sub_epi64(set64(33), h[b]), below1 = low_mask(sh);
-#define ROUND32(W)                                                                       \
-    round_to_odd(W[1], W[2], sh,                                                         \
-                 _mm512_or_si512(_mm512_srlv_epi64(W[0], from0), _mm512_and_si512(W[1], below1)))
-        vb[b][0] = ROUND32(w);
-        vb[b][1] = ROUND32(wl);
-        vb[b][2] = ROUND32(wr);
-#undef ROUND32
+        __m512i from = _mm512_sub_epi64(set64(33), h[b]);
+        vb[b][0] = round_to_odd(w, 0, sh, from);
+        vb[b][1] = round_to_odd(wl, 0, sh, from);
+        vb[b][2] = round_to_odd(wr, 0, sh, from);
     }
     EACH(b) {
         /* c = m << 29 is even: the interval's ends are included (out = 0) */
