@@ -106,7 +106,7 @@ def evaluate_targets(report):
             found.append(_target("export threads", threads["ratio"],
                                  f"{threads['ratio']:.2f}x ({threads['eps_2'] / 1e6:.1f} vs "
                                  f"{threads['eps_1'] / 1e6:.1f} M elements/s, "
-                                 f"{threads['usable_cpus']} usable CPUs)"))
+                                 f"{threads['usable_cpus']} usable CPUs, {threads['dataset']})"))
     return found
 
 
@@ -182,7 +182,9 @@ def formatter_rows(report):
                      f"{r['ratio']:.2f}x", cpu, f">= {target[2]}x" if target else "-"])
     t = section.get("export_threads") or {}
     if t.get("ratio"):
-        rows.append([f"export {t['dataset']} to /dev/null", "(1 thread)", t["check"],
+        start_up = t.get("start_up_seconds")
+        start_up = f", start-up {start_up['median'] * 1e3:.0f} ms in both" if start_up else ""
+        rows.append([f"export {t['dataset']} to /dev/null{start_up}", "(1 thread)", t["check"],
                      f"{t['eps_2'] / 1e6:.1f} (2 thr)", f"{t['eps_1'] / 1e6:.1f} (1 thr)",
                      f"{t['ratio']:.2f}x", "-", ">= 1.8x"])
     elif t.get("error"):

@@ -1,19 +1,18 @@
 """The export pipeline: checkpoint -> ordered JSON text -> atomic file.
 
 One direction only: ``open_checkpoint`` gives the sorted tensor entries; each tensor is cut
-into contiguous chunks (``tensors.iter_chunk_data``); a pool of threads formats chunks ahead
-(the C core releases the GIL) into output buffers reused from chunk to chunk; this thread
-writes the formatted chunks in order and drops pages of the mapping it has passed. At most
-``2 * threads`` chunks are in flight, so memory is bounded by a few chunk buffers whatever
-the size of a tensor or of the checkpoint.
+into contiguous chunks (``tensors.iter_chunk_data``); ``threads`` threads (this one among
+them, see ``ordered.run_in_order``) format chunks (the C core releases the GIL) into output
+buffers reused from chunk to chunk, and write them in document order as soon as they are
+next, dropping the pages of the mapping passed. At most ``2 * threads`` chunks are in
+flight, so memory is bounded by a few chunk buffers whatever the size of a tensor or of
+the checkpoint.
 """
-import collections
 import dataclasses
 import math
 import os
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import torch
@@ -21,6 +20,7 @@ import torch
 from . import formatter
 from .buffers import BufferPool
 from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
+from .ordered import run_in_order
 from .sources import open_checkpoint
 from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
                       iter_chunks, release_pages)
@@ -270,48 +270,27 @@ class _Text:
             self.buffer = None
 
 
-def _write_chunk(out, job, text):
-    try:
-        out.write(text.data)
-    finally:
-        text.release()
-    job.written()
-
-
 def _write_in_order(pieces, out, threads):
-    if threads == 1:
-        for piece in pieces:
-            if isinstance(piece, _ChunkJob):
-                _write_chunk(out, piece, piece())
-            else:
-                out.write(piece)
-        return
-    pending = collections.deque()
-    limit = 2 * threads
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streamexport") as pool:
+    """Format the chunks on ``threads`` threads and write every piece in document order."""
+
+    def work(piece):
+        return piece() if isinstance(piece, _ChunkJob) else piece
+
+    def emit(piece, text):
+        if not isinstance(piece, _ChunkJob):
+            out.write(text)
+            return
         try:
-            for piece in pieces:
-                if isinstance(piece, _ChunkJob):
-                    pending.append((piece, pool.submit(piece)))
-                else:
-                    pending.append((None, piece))
-                while len(pending) > limit:
-                    _write_oldest(pending, out)
-            while pending:
-                _write_oldest(pending, out)
-        except BaseException:
-            for _, item in pending:
-                if hasattr(item, "cancel"):
-                    item.cancel()
-            raise
+            out.write(text.data)
+        finally:
+            text.release()
+        piece.written()
 
+    def discard(piece, text):
+        if isinstance(text, _Text):
+            text.release()
 
-def _write_oldest(pending, out):
-    job, item = pending.popleft()
-    if job is None:
-        out.write(item)
-    else:
-        _write_chunk(out, job, item.result())
+    run_in_order(pieces, work, emit, threads, discard=discard)
 
 
 def dumps(tensor, *, float_format="exact", nonfinite="error"):
