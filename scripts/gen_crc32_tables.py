@@ -26,6 +26,8 @@ import os
 import sys
 import zlib
 
+from generated_header import write_or_check
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(HERE, "..", "csrc", "crc32", "se_crc32_tables.h")
 
@@ -137,15 +139,7 @@ def render():
 
 
 def main(argv):
-    text = render()
-    if "--check" in argv:
-        with open(OUTPUT) as f:
-            if f.read() != text:
-                sys.exit("csrc/crc32/se_crc32_tables.h is stale: "
-                         "run python scripts/gen_crc32_tables.py")
-        return
-    with open(OUTPUT, "w") as f:
-        f.write(text)
+    write_or_check(argv, OUTPUT, render(), __file__)
 
 
 if __name__ == "__main__":
