@@ -95,9 +95,10 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__crc32(void)
 {
-    /* the same switch that turns off the formatter's AVX-512 path: here, the table */
+    /* chosen here, before any thread computes; the switch that turns off the formatter's
+     * AVX-512 path makes this the table */
     const char *no_simd = getenv("STREAMEXPORT_DISABLE_SIMD");
-    if (no_simd && *no_simd && strcmp(no_simd, "0") != 0)
-        se_crc32_select(SE_CRC32_TABLE);
+    int table = no_simd && *no_simd && strcmp(no_simd, "0") != 0;
+    se_crc32_select(table ? SE_CRC32_TABLE : se_crc32_best());
     return PyModule_Create(&module);
 }
