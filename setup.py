@@ -84,4 +84,17 @@ if not _flag("STREAMEXPORT_DISABLE_SPEEDUPS"):
         )
     )
 
+    # the zip check's CRC-32: its own C core below a small glue file
+    crc32_dir = os.path.join(CSRC, "crc32")
+    ext_modules.append(
+        Extension(
+            "streamexport._crc32",
+            sources=sorted(os.path.join(crc32_dir, name) for name in os.listdir(crc32_dir)
+                           if name.endswith(".c")),
+            include_dirs=[crc32_dir],
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+        )
+    )
+
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

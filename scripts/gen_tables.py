@@ -22,6 +22,8 @@ se_shortest.c uses instead of floating-point logarithms.
 import os
 import sys
 
+from generated_header import write_or_check
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(HERE, "..", "csrc", "se_tables.h")
 
@@ -165,14 +167,7 @@ def render():
 
 
 def main(argv):
-    text = render()
-    if "--check" in argv:
-        with open(OUTPUT) as f:
-            if f.read() != text:
-                sys.exit("csrc/se_tables.h is stale: run python scripts/gen_tables.py")
-        return
-    with open(OUTPUT, "w") as f:
-        f.write(text)
+    write_or_check(argv, OUTPUT, render(), __file__)
 
 
 if __name__ == "__main__":
