@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -754,11 +755,51 @@ def _export_threads(args, workdir, repeat):
             result[f"seconds_{threads}"] = _stats(times[threads])
             result[f"eps_{threads}"] = dataset["elements"] / statistics.median(times[threads])
         result["ratio"] = result["eps_2"] / result["eps_1"]
+        result["formatting_only_ratio"] = _formatting_scaling(args.seed, repeat)
     except Exception as exc:  # reported in the table rather than losing the other figures
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         _remove_quietly(path)
     return result
+
+
+def _formatting_scaling(seed, repeat, elements=4 * 2 ** 20):
+    """Formatting alone (no checkpoint, no output), 2 threads against 1: what this machine
+    gives two busy cores right now, the ceiling of the export's own ratio. None without
+    the C core."""
+    try:
+        from streamexport._speedups import chunk_capacity, format_into
+    except ImportError:
+        return None
+    from streamexport.buffers import BufferPool
+    from streamexport.tensors import DEFAULT_CHUNK_ELEMENTS as chunk
+    data = memoryview(np.random.default_rng(seed).normal(0.0, WEIGHT_STD, elements)
+                      .astype(np.float32).tobytes())
+    shape = (elements,)
+    starts = range(0, elements, chunk)
+
+    def format_some(pool, mine):
+        buffer = pool.take(chunk_capacity("float32", shape, 0, chunk))
+        for start in mine:
+            count = min(chunk, elements - start)
+            format_into(buffer, data[4 * start:4 * (start + count)], "float32", shape, start,
+                        count, "exact", "error")
+        pool.give_back(buffer)
+
+    times = {1: [], 2: []}
+    with BufferPool() as pool:
+        format_some(pool, starts)       # warm up: buffers mapped, code and data in cache
+        for _ in range(repeat):
+            for threads in (1, 2):
+                workers = [threading.Thread(target=format_some, args=(pool, starts[n::threads]))
+                           for n in range(threads)]
+                begin = time.perf_counter()
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                times[threads].append(time.perf_counter() - begin)
+    return statistics.median(times[1]) / statistics.median(times[2])
 
 
 def _start_up_seconds(path):
