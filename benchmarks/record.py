@@ -7,7 +7,8 @@ and benchmarks/bench.png (throughput and peak RSS per contender, with machine an
 
 The runs (each is one `python -m streamexport.bench` invocation, so each has its own table):
 
-* main  -- float32, 256 MB, written to real files: every contender, TorchLean's adapter on
+* main  -- float32, 256 MB, written to real files: every contender (three rounds over the
+           whole list, so a busy spell on the shared machine falls on all), TorchLean's adapter on
            the same checkpoint, and the formatter section (issue 3 item 5; its export to
            /dev/null with 2 threads vs 1 on a 256 MB float32 checkpoint too);
 * rss   -- float32 at 0.5 GB and 2 GB (the latter with one 1 GB tensor): export's peak RSS
@@ -29,7 +30,7 @@ ROOT = os.path.dirname(HERE)
 
 RUNS = {
     "main": ["--size", "256MB", "--dtype", "float32", "--adapter-size", "256MB",
-             "--repeat", "3", "--adapter-repeat", "0", "--reader-repeat", "1",
+             "--repeat", "2", "--rounds", "3", "--adapter-repeat", "0", "--reader-repeat", "1",
              "--export-section-size", "256MB"],
     "rss": ["--size", "0.5GB,2GB:1GB", "--dtype", "float32", "--repeat", "1", "--no-check",
             "--only", "export-exact,orjson-f64"],

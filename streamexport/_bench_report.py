@@ -226,9 +226,14 @@ def render(report, markdown=False):
     out.append(f"command: {report['command']}")
     out.append("")
     if report.get("results"):
+        rounds = report["args"].get("rounds", 1)
+        runs = (f"median of {report['args']['repeat']} runs after a checked first run"
+                if rounds == 1 else
+                f"median of {rounds} rounds x {report['args']['repeat']} runs, the rounds one "
+                "after the other over the whole list of contenders, each in new processes, "
+                "after a checked first run")
         out.append(f"{head}Checkpoints (each contender in its own process; seconds = the work only, "
-                   f"median of {report['args']['repeat']} runs after a checked first run, unless "
-                   "the row says otherwise)")
+                   f"{runs}, unless the row says otherwise)")
         out.append("")
         for d in report["datasets"]:
             out.append(f"- {d['id']}: {d['tensors']} tensors, {d['elements']:,} elements, "

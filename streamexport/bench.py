@@ -432,18 +432,45 @@ def run_contender(args, contender, dataset, workdir, reference, kept):
         times = [timed["first"]["seconds"]]
         output_bytes = timed["first"]["output_bytes"]
         row["timed_the_checked_run"] = True
-    row.update(seconds=_stats(times), times=times, import_seconds=timed["import_seconds"],
-               info=timed.get("info", {}))
+    else:
+        row["_again"] = (config, runs)      # for run_again, in later rounds
+    row.update(import_seconds=timed["import_seconds"], info=timed.get("info", {}), rounds=1)
+    _set_times(row, dataset, times, output_bytes)
+    if not contender.reads and config["dst"] not in kept.values():
+        _remove_quietly(config["dst"])
+    return row
+
+
+def run_again(args, contender, dataset, workdir, row, kept):
+    """One more round of a contender's timed runs, in a new process, pooled into its row:
+    with ``--rounds``, every contender is timed in each round, so a busy spell on a shared
+    machine falls on all of them rather than on one."""
+    again = row.get("_again")
+    if again is None:
+        return
+    config, runs = again
+    _log(args, f"  {contender.ident}: round {row['rounds'] + 1}, {runs} timed run"
+               f"{'s' if runs != 1 else ''}")
+    timed = run_child(contender.kind, dict(config, runs=runs), workdir)
+    if "error" in timed:
+        row["error"] = f"round {row['rounds'] + 1}: {timed['error']}"
+        return
+    row["rounds"] += 1
+    row["peak_rss"] = max(row.get("peak_rss") or 0, timed.get("peak_rss") or 0)
+    _set_times(row, dataset, row["times"] + timed["times"], timed["output_bytes"])
+    if not contender.reads and config["dst"] not in kept.values():
+        _remove_quietly(config["dst"])
+
+
+def _set_times(row, dataset, times, output_bytes):
+    row.update(seconds=_stats(times), times=times)
     median = row["seconds"]["median"]
     row["elements_per_s"] = dataset["elements"] / median if median > 0 else None
-    if contender.reads:
+    if "input_bytes" in row:
         row["mb_per_s"] = row["input_bytes"] / median / 2 ** 20 if median > 0 else None
     else:
         row["output_bytes"] = output_bytes
         row["mb_per_s"] = output_bytes / median / 2 ** 20 if median > 0 else None
-        if config["dst"] not in kept.values():
-            _remove_quietly(config["dst"])
-    return row
 
 
 def _check_first_run(args, contender, dataset, config, first, reference, kept):
@@ -514,14 +541,22 @@ def run_dataset(args, dataset, plan, workdir, results):
     _log(args, f"dataset {dataset['id']}: {dataset['tensors']} tensors, "
                f"{dataset['elements']:,} elements, {human_bytes(dataset['file_bytes'])}")
     kept = {}
+    rows = []
     try:
         for contender in plan:
             reference = kept.get("exact")
             row = run_contender(args, contender, dataset, workdir, reference, kept)
+            rows.append((contender, row))
             results.append(row)
             if "error" in row:
                 _log(args, f"  {contender.ident}: {row['error']}")
+        for _ in range(1, args.rounds):
+            for contender, row in rows:
+                if "error" not in row:
+                    run_again(args, contender, dataset, workdir, row, kept)
     finally:
+        for _, row in rows:
+            row.pop("_again", None)
         for key, path in kept.items():
             if not key.endswith("@threads"):
                 _remove_quietly(path)
@@ -872,6 +907,10 @@ def build_parser():
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
                         help=f"timed runs per contender (default {DEFAULT_REPEAT}); the formatter "
                              f"section uses at least {FORMATTER_MIN_REPEAT}")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole list of contenders this many times, each time in "
+                             "new processes, and pool their timed runs (default 1): a busy "
+                             "spell on a shared machine then falls on every contender")
     parser.add_argument("--adapter-size", type=parse_size, default=parse_size(DEFAULT_ADAPTER_SIZE),
                         metavar="SIZE", help="TorchLean's adapter runs on a checkpoint of at most "
                         f"this size (default {DEFAULT_ADAPTER_SIZE}: it runs at ~0.4 M elements/s)")
@@ -916,9 +955,9 @@ def main(argv=None):
         args.threads = _threads_list("1,all")
     if args.reader_repeat is None:
         args.reader_repeat = args.repeat
-    if args.repeat < 1 or args.reader_repeat < 1 or args.adapter_repeat < 0:
-        raise SystemExit("--repeat and --reader-repeat must be at least 1, --adapter-repeat 0 "
-                         "or more")
+    if args.repeat < 1 or args.reader_repeat < 1 or args.adapter_repeat < 0 or args.rounds < 1:
+        raise SystemExit("--repeat, --reader-repeat and --rounds must be at least 1, "
+                         "--adapter-repeat 0 or more")
     bad = [d for d in args.dtype if d not in _ITEMSIZE]
     if bad:
         raise SystemExit(f"unsupported --dtype {', '.join(bad)} (float32, bfloat16, float16, float64)")
@@ -931,7 +970,8 @@ def main(argv=None):
               "command": "python -m streamexport.bench " + " ".join(sys.argv[1:] if argv is None
                                                                    else argv),
               "args": {"size": args.size, "dtype": args.dtype, "threads": args.threads,
-                       "repeat": args.repeat, "adapter_size": args.adapter_size,
+                       "repeat": args.repeat, "rounds": args.rounds,
+                       "adapter_size": args.adapter_size,
                        "adapter_repeat": args.adapter_repeat, "reader_repeat": args.reader_repeat,
                        "only": args.only,
                        "check": args.check, "fsync": args.fsync, "seed": args.seed,

@@ -2,6 +2,7 @@
 (sizes, synthetic shapes, the output checks catching a wrong value). No timed assertions."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -89,9 +90,34 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
     threads = section["export_threads"]
     assert "error" not in threads, threads
     assert threads["check"].startswith("ok") and threads["ratio"] > 0
+    assert threads["start_up_seconds"]["median"] > 0
+    if streamexport.formatter.IMPLEMENTATION == "c":
+        assert threads["formatting_only_ratio"] > 0
     names = {t["name"] for t in report["targets"]}
     assert {"adapter", "orjson", "float32 exact", "export threads"} <= names
     assert all(isinstance(t["met"], bool) for t in report["targets"])
+
+
+def test_rounds_pool_the_timed_runs_of_every_contender(tmp_path):
+    out = tmp_path / "bench.json"
+    done = _run_bench(["--size", "64KB", "--dtype", "float32", "--threads", "2",
+                       "--only", "export-exact,orjson-f64,ijson", "--rounds", "3", "--repeat", "2",
+                       "--reader-repeat", "1", "--json", str(out), "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "median of 3 rounds x 2 runs" in done.stdout
+    rows = {r["contender"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"export-exact@2", "orjson-f64", "ijson"}
+    for name, row in rows.items():
+        assert "error" not in row, (name, row.get("error"))
+        assert row["rounds"] == 3
+        assert len(row["times"]) == (3 if name == "ijson" else 6)
+        assert row["seconds"]["median"] == statistics.median(row["times"])
+        assert "_again" not in row
+
+
+def test_rounds_must_be_positive(tmp_path):
+    done = _run_bench(["--rounds", "0"], tmp_path)
+    assert done.returncode != 0 and "--rounds" in done.stderr
 
 
 @pytest.mark.parametrize("text, expected", [
