@@ -122,8 +122,10 @@ def test_unknown_path_names_are_refused():
 
 def run_in_child(code, **env):
     root = os.path.dirname(os.path.dirname(os.path.abspath(streamexport.__file__)))
+    # cwd too: ``python -c`` puts it first on sys.path, and from a checkout without an
+    # in-place build it would shadow the installed package this test imported
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": root, **env}, timeout=60)
+                            env={**os.environ, "PYTHONPATH": root, **env}, cwd=root, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
