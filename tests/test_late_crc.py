@@ -88,10 +88,15 @@ def test_a_crc_failure_writes_no_byte_to_a_fifo(tmp_path, late_flip):
         with pytest.raises(CheckpointError, match="CRC-32"):
             streamexport.export(str(path), str(fifo), threads=2)
     finally:
-        if reader.is_alive():         # the export failed before it opened the FIFO
-            with open(fifo, "wb"):
+        # If the export failed before it opened the FIFO, the reader waits for a writer:
+        # open and close a write end until it is gone. Never a blocking open: the reader may
+        # finish meanwhile, and a blocking open with no reader left would wait forever.
+        while reader.is_alive():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:           # ENXIO: no reader has the FIFO open right now
                 pass
-        reader.join()
+            reader.join(timeout=0.05)
     assert received == [b""]
 
 
