@@ -16,11 +16,14 @@ The runs (each is one `python -m streamexport.bench` invocation, so each has its
            main run checks the same code paths);
 * bf16  -- bfloat16, 128 MB: export and the orjson streamer;
 * default -- `python -m streamexport.bench` with no argument (2 MB float32 and bfloat16), to
-           show how long the quick run takes.
+           show how long the quick run takes;
+* formatter-2, -3, -4 -- the formatter section alone, three more times, so RESULTS.md shows
+           each of its targets as every run measured it.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +41,14 @@ RUNS = {
              "--only", "export-exact,export-shortest,orjson-f64,orjson-native"],
     "default": [],      # `python -m streamexport.bench` as is: how long the quick run takes
 }
+# The formatter section again, three more times after the runs above (a few minutes apart):
+# on this shared machine its ratios move between runs (orjson's own speed moved by 60%
+# between two runs an hour apart), so RESULTS.md shows each formatter target in every run.
+SPREAD = {f"formatter-{n}": ["--only", "formatter", "--export-section-size", "256MB"]
+          for n in (2, 3, 4)}
+QUICK_SPREAD = {name: ["--only", "formatter", "--formatter-elements", "4096",
+                       "--export-section-size", "64KB"] for name in SPREAD}
+
 QUICK = {
     "main": ["--size", "256KB", "--dtype", "float32", "--adapter-size", "256KB", "--repeat", "2",
              "--adapter-repeat", "0", "--reader-repeat", "1",
@@ -99,6 +110,7 @@ def render_results(reports, out, plot_name="bench.png"):
         lines += [f"| {t['issue']} | {t['what']} | {t['measured']} | "
                   f"{'yes' if t['met'] else '**no**'} |" for t in targets]
         lines.append("")
+    lines += _across_runs(reports, out)
     loads = [(name, r.get("load_average", {})) for name, r in reports.items()]
     cpus = max((r["machine"].get("usable_cpus") or 1) for r in reports.values()) if reports else 1
     busiest = max([l[0] for _, load in loads for l in (load.get("start"), load.get("end")) if l]
@@ -112,7 +124,7 @@ def render_results(reports, out, plot_name="bench.png"):
               + "; ".join(f"{name} {_load(l.get('start'))} -> {_load(l.get('end'))}"
                           for name, l in loads) + ".", ""]
     others = sorted(f for f in os.listdir(os.path.join(out, "results"))
-                    if f.endswith(".json") and f[:-5] not in RUNS) \
+                    if f.endswith(".json") and f[:-5] not in RUNS and f[:-5] not in SPREAD) \
         if os.path.isdir(os.path.join(out, "results")) else []
     if others:
         lines += ["Other recorded runs, kept to show the spread between runs on this machine "
@@ -132,6 +144,42 @@ def render_results(reports, out, plot_name="bench.png"):
         f.write("\n".join(lines).rstrip() + "\n")
 
 
+def _across_runs(reports, out):
+    """Each formatter target as the main run and the SPREAD runs measured it (the same
+    parameters; the default run's export section is smaller, so it is left out)."""
+    from streamexport.bench import evaluate_targets
+    runs = [("main", reports["main"])] if reports.get("main", {}).get("formatter") else []
+    for name in SPREAD:
+        path = os.path.join(out, "results", f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                runs.append((name, json.load(f)))
+    if len(runs) < 2:
+        return []
+    measured = {}
+    for name, report in runs:
+        for t in evaluate_targets(report):
+            if t.get("value") is not None and t["name"] in FORMATTER_TARGETS:
+                measured.setdefault(t["name"], []).append((name, report["date"], t))
+    lines = ["### The formatter's targets in every recorded run", "",
+             "The same section measured in " + str(len(runs)) + " runs, minutes apart "
+             "(each ratio within one run, both sides interleaved in one process):", "",
+             "| target | " + " | ".join(f"`{name}` ({runs[i][1]['date'][11:]})"
+                                       for i, (name, _) in enumerate(runs)) + " | median | met in |",
+             "|---|" + "---|" * (len(runs) + 2)]
+    for key, found in measured.items():
+        values = [t["value"] for _, _, t in found]
+        cells = [f"{t['value']:.2f}x" for _, _, t in found]
+        met = sum(t["met"] for _, _, t in found)
+        lines.append(f"| {found[0][2]['what']} | " + " | ".join(cells)
+                     + f" | {statistics.median(values):.2f}x | {met} of {len(found)} |")
+    return lines + [""]
+
+
+FORMATTER_TARGETS = ("float32 exact", "float32 shortest", "bfloat16 exact", "float64",
+                     "export threads")
+
+
 def _load(values):
     return "?" if not values else "/".join(f"{v:.1f}" for v in values)
 
@@ -140,14 +188,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the script")
     parser.add_argument("--out", default=HERE, help="where to write (default: benchmarks/)")
-    parser.add_argument("--only", default=",".join(RUNS),
-                        help=f"runs to make (default {','.join(RUNS)})")
+    parser.add_argument("--only", default=",".join([*RUNS, *SPREAD]),
+                        help=f"runs to make (default {','.join([*RUNS, *SPREAD])})")
     parser.add_argument("--render-only", action="store_true",
                         help="only rebuild RESULTS.md and the plot from results/*.json")
     args = parser.parse_args(argv)
     status = 0
     if not args.render_only:
-        table = QUICK if args.quick else RUNS
+        table = dict(QUICK, **QUICK_SPREAD) if args.quick else dict(RUNS, **SPREAD)
         for name in args.only.split(","):
             status |= run(name, table[name], args.out)
     reports = load_reports(args.out)
