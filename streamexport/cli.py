@@ -147,9 +147,6 @@ def _run_export(args):
         _say(f"WARNING: --unsafe-load runs any code pickled in {args.checkpoint}; "
              "use it only on files you trust")
     progress = not args.quiet and sys.stderr.isatty()
-    from . import formatter
-    if formatter.IMPLEMENTATION != "c" and not args.quiet:
-        _say("warning: the C core is not built; formatting with the slow pure-Python twin")
     report = export(
         args.checkpoint, args.output, key=args.key, keep_prefix=args.keep_prefix,
         strip_prefixes=args.strip_prefix, include=args.include, exclude=args.exclude,
@@ -157,6 +154,10 @@ def _run_export(args):
         safe_globals=args.safe_global, float_format=args.float_format,
         nonfinite=args.nonfinite, threads=args.threads, progress=progress, fsync=args.fsync)
     if not args.quiet:
+        from . import formatter
+        if formatter.IMPLEMENTATION != "c":     # said after the work, so an error stays one line
+            _say("warning: the C core is not built; this export used the slow pure-Python "
+                 "formatter (pip install again with a C compiler present)")
         for warning in report.warnings:
             _say(f"warning: {warning}")
         if report.skipped:

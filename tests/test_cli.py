@@ -11,9 +11,9 @@ import torch
 from reference import reference_bytes
 
 
-def run(*args, cwd, stdin=None):
+def run(*args, cwd, stdin=None, env=None):
     return subprocess.run([sys.executable, "-m", "streamexport", *map(str, args)], cwd=cwd,
-                          capture_output=True, timeout=120, stdin=stdin)
+                          capture_output=True, timeout=120, stdin=stdin, env=env)
 
 
 def assert_clean_failure(result, filename, cause, tmp_path, before):
@@ -33,6 +33,25 @@ def good_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(torch.nn.Linear(4, 3).state_dict(), path)
     return path
+
+
+def test_without_the_c_core_errors_stay_one_line_and_the_slow_path_is_named_after(
+        tmp_path, good_checkpoint):
+    env = dict(os.environ, STREAMEXPORT_DISABLE_SPEEDUPS="1")
+    env.pop("STREAMEXPORT_REQUIRE_SPEEDUPS", None)
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(good_checkpoint.read_bytes()[:100])
+    before = sorted(os.listdir(tmp_path))
+    result = run("export", bad, tmp_path / "out.json", cwd=tmp_path, env=env)
+    assert_clean_failure(result, bad, "corrupt or truncated", tmp_path, before)
+
+    out = tmp_path / "model.json"
+    result = run("export", good_checkpoint, out, cwd=tmp_path, env=env)
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 0, lines
+    assert "C core is not built" in lines[0] and "pure-Python" in lines[0]
+    assert lines[-1].startswith("streamexport: wrote")
+    assert out.read_bytes() == reference_bytes(good_checkpoint)
 
 
 def test_export_writes_the_contract_and_says_so(tmp_path, good_checkpoint):
