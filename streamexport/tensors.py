@@ -10,13 +10,11 @@ This module owns the one place where tensors become bytes:
   needed any more, so resident memory does not grow with the checkpoint; ``PagesBehind``
   does it for a contiguous tensor chunk by chunk, a few megabytes at a time.
 """
-import ctypes
-import ctypes.util
 import mmap
-import os
 
 import torch
 
+from ._libc import madvise as _madvise
 from .errors import UnsupportedTensorError
 
 _FORMATTER_DTYPE = {
@@ -124,14 +122,6 @@ def as_buffer(block, dtype):
 
 _PAGE = mmap.PAGESIZE
 _MADV_DONTNEED = 4
-_libc = None
-if os.name == "posix":
-    try:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        _libc.madvise.restype = ctypes.c_int
-    except (OSError, AttributeError):
-        _libc = None
 
 
 class PagesBehind:
@@ -163,9 +153,9 @@ def release_pages(address, nbytes):
     MADV_DONTNEED only forgets pages, which fault back in from the file if read again. On
     anonymous memory it would zero the data, so callers must know the memory is a mapping.
     """
-    if _libc is None or nbytes <= 0:
+    if _madvise is None or nbytes <= 0:
         return
     first = (address + _PAGE - 1) // _PAGE * _PAGE
     last = (address + nbytes) // _PAGE * _PAGE
     if last > first:
-        _libc.madvise(first, last - first, _MADV_DONTNEED)
+        _madvise(first, last - first, _MADV_DONTNEED)

@@ -17,14 +17,13 @@ fsync waits for the last few megabytes instead of the whole file: on a 1.25 GB o
 fsync went from ~0.5-0.7 s to ~0.05 s for ~0.1 s more CPU spread over the export. It only
 starts writeback; the fsync before the rename is still what makes the file durable.
 """
-import ctypes
-import ctypes.util
 import errno
 import os
 import stat
 import sys
 import tempfile
 
+from ._libc import sync_file_range as _sync_file_range
 from .errors import OutputError
 
 _CAUSES = {
@@ -38,22 +37,6 @@ _CAUSES = {
 
 WRITEBACK_STEP = 64 << 20
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-def _find_sync_file_range():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(ctypes.util.find_library("c") or None,
-                               use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_sync_file_range = _find_sync_file_range()
 
 
 def describe_os_error(exc):

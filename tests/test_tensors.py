@@ -49,7 +49,7 @@ def resident_bytes(address):
     raise AssertionError("no mapping holds the address")
 
 
-@pytest.mark.skipif(tensors._libc is None, reason="no madvise here")
+@pytest.mark.skipif(tensors._madvise is None, reason="no madvise here")
 @pytest.mark.filterwarnings("ignore:The given buffer is not writable")
 def test_pages_behind_the_export_leave_memory_in_steps(tmp_path):
     # The kernel may map the file in large folios and drop a whole one when part of it is
