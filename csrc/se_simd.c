@@ -18,12 +18,7 @@
 
 #include "se_tables.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(SE_NO_SIMD)
-#define SE_HAVE_AVX512 1
-#endif
-
-#if SE_HAVE_AVX512
+#if SE_HAVE_X86_TARGETS
 #include <immintrin.h>
 
 #define SE_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512cd,avx512ifma")))
@@ -36,8 +31,14 @@ static int cpu_supported(void)
            __builtin_cpu_supports("avx512ifma");
 }
 
+static int avx2_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
 /* -1: not asked yet; then 0 or 1. Racy first use only ever stores the same value. */
-static int enabled = -1;
+static int enabled = -1, avx2_enabled = -1;
 
 int se_simd_enabled(void)
 {
@@ -46,10 +47,18 @@ int se_simd_enabled(void)
     return enabled;
 }
 
+int se_simd_avx2_enabled(void)
+{
+    if (avx2_enabled < 0)
+        avx2_enabled = avx2_supported();
+    return avx2_enabled;
+}
+
 int se_simd_set_enabled(int on)
 {
     int previous = se_simd_enabled();
     enabled = on ? cpu_supported() : 0;
+    avx2_enabled = on ? avx2_supported() : 0;
     return previous;
 }
 
@@ -450,6 +459,7 @@ SE_TARGET uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int block
 #else /* no AVX-512 path compiled */
 
 int se_simd_enabled(void) { return 0; }
+int se_simd_avx2_enabled(void) { return 0; }
 int se_simd_set_enabled(int on) { (void)on; return 0; }
 
 uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out)

@@ -18,6 +18,14 @@
 
 #include <stdint.h>
 
+/* x86-64 with GCC or Clang: functions can be compiled for AVX2 and AVX-512 and chosen at
+ * run time. SE_NO_SIMD turns every vector path off at build time. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SE_NO_SIMD)
+#define SE_HAVE_X86_TARGETS 1
+#else
+#define SE_HAVE_X86_TARGETS 0
+#endif
+
 /* Elements per call at most: four groups of eight, whose chains the CPU overlaps. */
 #define SE_SIMD_WIDTH 32
 
@@ -36,8 +44,13 @@ typedef struct {
  * turned off by se_simd_set_enabled(0). */
 int se_simd_enabled(void);
 
-/* Turns the vector path off (0) or back on where supported; returns the previous state.
- * For tests (both paths on one machine) and for users who want the scalar path. */
+/* 1 when AVX2 may be used (the small dtypes' table copy, se_runs.c): supported by this CPU
+ * and not turned off by se_simd_set_enabled(0). */
+int se_simd_avx2_enabled(void);
+
+/* Turns the vector paths off (0) or back on where supported; returns the previous state of
+ * se_simd_enabled(). For tests (both paths on one machine) and for users who want the
+ * scalar path. */
 int se_simd_set_enabled(int enabled);
 
 /* The digits of 8 * blocks elements at `bits` (blocks: 1 or SE_SIMD_WIDTH / 8) as float64
