@@ -415,15 +415,42 @@ static PyObject *simd(PyObject *self, PyObject *unused)
 
 PyDoc_STRVAR(set_simd_doc,
 "set_simd(enabled) -> bool\n\n"
-"Turns the vector path off, or back on where the CPU supports it; returns the previous\n"
-"state. For tests, which run both paths on one machine. Not for use while formatting.");
+"Turns the vector paths (AVX-512 and AVX2) off, or back on where the CPU supports them;\n"
+"returns the previous state of simd(). For tests, which run every path on one machine.\n"
+"Not for use while formatting.");
 
-static PyObject *set_simd(PyObject *self, PyObject *arg)
+/* A switch of vector paths: arg's truth to `set`, its previous state back as a bool. */
+static PyObject *switch_paths(PyObject *arg, int (*set)(int))
 {
     int on = PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
-    return PyBool_FromLong(se_simd_set_enabled(on));
+    return PyBool_FromLong(set(on));
+}
+
+static PyObject *set_simd(PyObject *self, PyObject *arg)
+{
+    return switch_paths(arg, se_simd_set_enabled);
+}
+
+PyDoc_STRVAR(set_simd_avx512_doc,
+"set_simd_avx512(enabled) -> bool\n\n"
+"Turns the AVX-512 paths alone off, or back on where the CPU supports them, leaving the\n"
+"AVX2 ones, as on a CPU without AVX-512; returns the previous state of simd(). For tests.");
+
+static PyObject *set_simd_avx512(PyObject *self, PyObject *arg)
+{
+    return switch_paths(arg, se_simd_set_avx512);
+}
+
+PyDoc_STRVAR(simd_avx2_doc,
+"simd_avx2() -> bool\n\n"
+"True when the AVX2 paths (float32 exact where AVX-512 is missing, the small dtypes'\n"
+"table copy) may be used: supported by this CPU, not turned off. Same bytes either way.");
+
+static PyObject *simd_avx2(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(se_simd_avx2_enabled());
 }
 
 static PyMethodDef methods[] = {
@@ -435,6 +462,8 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, chunk_capacity_doc},
     {"simd", simd, METH_NOARGS, simd_doc},
     {"set_simd", set_simd, METH_O, set_simd_doc},
+    {"set_simd_avx512", set_simd_avx512, METH_O, set_simd_avx512_doc},
+    {"simd_avx2", simd_avx2, METH_NOARGS, simd_avx2_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -162,6 +162,8 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
     }
 FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64)
 FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact)
+FLOAT_RUN_WRITER_SIMD(run_f32_exact_avx2, uint32_t, 31, se_simd_avx2_f32_exact_digits,
+                      run_f32_exact)
 FLOAT_RUN_WRITER_SIMD(run_f32_shortest_simd, uint32_t, 31, se_simd_f32_shortest_digits,
                       run_f32_shortest)
 
@@ -246,7 +248,9 @@ se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
     case SE_FLOAT32:
         if (format == SE_FORMAT_SHORTEST)
             return se_simd_enabled() ? run_f32_shortest_simd : run_f32_shortest;
-        return se_simd_enabled() ? run_f32_exact_simd : run_f32_exact;
+        if (se_simd_enabled())
+            return run_f32_exact_simd;
+        return se_simd_avx2_enabled() ? run_f32_exact_avx2 : run_f32_exact;
     case SE_FLOAT16:
     case SE_BFLOAT16: return se_simd_avx2_enabled() ? run_lut16_avx2 : run_lut16;
     case SE_FLOAT8_E4M3FN:

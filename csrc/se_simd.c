@@ -62,6 +62,13 @@ int se_simd_set_enabled(int on)
     return previous;
 }
 
+int se_simd_set_avx512(int on)
+{
+    int previous = se_simd_enabled();
+    enabled = on ? cpu_supported() : 0;
+    return previous;
+}
+
 #define LIMB 0xffffffffULL
 
 SE_TARGET static inline __m512i set64(uint64_t v) { return _mm512_set1_epi64((long long)v); }
@@ -461,6 +468,7 @@ SE_TARGET uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int block
 int se_simd_enabled(void) { return 0; }
 int se_simd_avx2_enabled(void) { return 0; }
 int se_simd_set_enabled(int on) { (void)on; return 0; }
+int se_simd_set_avx512(int on) { (void)on; return 0; }
 
 uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out)
 {

@@ -1,5 +1,6 @@
 /* Eight floats' decimal digits at once, with AVX-512 (F, DQ, BW, CD and IFMA: Ice Lake,
- * Sapphire Rapids, Zen 4 and later) where the CPU has it.
+ * Sapphire Rapids, Zen 4 and later) where the CPU has it; float32 exact mode also with
+ * AVX2 alone (se_simd_avx2.c, four lanes at a time: Zen 2 and 3, Intel before Ice Lake).
  *
  * The run writers (se_runs.c) format floats one at a time: a Schubfach conversion and
  * its digit writing are ~200 instructions per element, a long chain that the CPU can
@@ -53,12 +54,20 @@ int se_simd_avx2_enabled(void);
  * scalar path. */
 int se_simd_set_enabled(int enabled);
 
+/* Turns the AVX-512 paths alone off (0) or back on where supported, leaving AVX2's, as on
+ * a CPU without AVX-512; returns the previous state of se_simd_enabled(). For tests. */
+int se_simd_set_avx512(int enabled);
+
 /* The digits of 8 * blocks elements at `bits` (blocks: 1 or SE_SIMD_WIDTH / 8) as float64
  * (repr), or as float32 widened to float64 (exact mode). Returns the mask of lanes
  * filled: bit j set when element j is regular (normal, fraction not zero); the other
  * lanes of *out are unspecified. Only call when se_simd_enabled(). */
 uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out);
 uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
+
+/* se_simd_f32_exact_digits with AVX2 alone (se_simd_avx2.c), four lanes at a time: for
+ * CPUs without AVX-512 IFMA. Only call when se_simd_avx2_enabled(). */
+uint32_t se_simd_avx2_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
 
 /* The same for float32 shortest mode (the fewest digits that read back as the float32).
  * Elements in [1e10, 1e16), whose exact token can be shorter, are left out (not regular). */

@@ -716,14 +716,19 @@ def formatter_section(args, workdir):
          "shortest", "bfloat16"),
         ("float64", f64, "exact", f64, "float64 array", "exact", "float64"),
     ]
+    cases = [case + (None,) for case in cases] + _slower_path_cases(f32)
     repeat = max(args.repeat, FORMATTER_MIN_REPEAT)
     rows = []
-    for name, mine, fmt, theirs, their_input, mode, dtype in cases:
+    for name, mine, fmt, theirs, their_input, mode, dtype, path in cases:
         _log(args, f"formatter: {name}")
+        if path is not None:
+            dumps_here = _on_path(path, dumps)
+        else:
+            dumps_here = dumps
         truth = (bf16.to(torch.float64).numpy() if dtype == "bfloat16" else
                  np.asarray(mine, dtype=np.float64))
         check = {}
-        for who, text in (("streamexport", dumps(mine, float_format=fmt)),
+        for who, text in (("streamexport", dumps_here(mine, float_format=fmt)),
                           ("orjson", orjson.dumps(theirs, option=option))):
             parsed = np.asarray(orjson.loads(text), dtype=np.float64)
             if mode == "exact" or dtype == "float64":
@@ -734,7 +739,7 @@ def formatter_section(args, workdir):
             check[who] = {"ok": bool(same), "bytes": len(text)}
         ours, others, ours_cpu, others_cpu = [], [], [], []
         for _ in range(repeat):     # interleaved, so a busy moment hits both
-            for call, wall, cpu in ((lambda: dumps(mine, float_format=fmt), ours, ours_cpu),
+            for call, wall, cpu in ((lambda: dumps_here(mine, float_format=fmt), ours, ours_cpu),
                                     (lambda: orjson.dumps(theirs, option=option), others,
                                      others_cpu)):
                 begin, begin_cpu = time.perf_counter(), time.thread_time()
@@ -758,6 +763,41 @@ def formatter_section(args, workdir):
                "how": how, "std": WEIGHT_STD, "rows": rows}
     section["export_threads"] = _export_threads(args, workdir, repeat)
     return section
+
+
+def _slower_path_cases(f32):
+    """float32 exact again as a CPU without AVX-512 would run it: the AVX2 path (when this
+    CPU has both, so that the row differs from the main one) and the scalar path."""
+    try:
+        from . import _speedups
+    except ImportError:
+        return []
+    upcast = f32.astype(np.float64)
+    cases = []
+    if _speedups.simd() and _speedups.simd_avx2():
+        cases.append(("float32 exact, AVX2 path", f32, "exact", upcast, "float64 upcast", "exact",
+                      "float32", "avx2"))
+    if _speedups.simd() or _speedups.simd_avx2():
+        cases.append(("float32 exact, scalar path", f32, "exact", upcast, "float64 upcast",
+                      "exact", "float32", "scalar"))
+    return cases
+
+
+def _on_path(path, dumps):
+    """dumps with the C core held to one path for the call: "avx2" (AVX-512 off) or
+    "scalar" (every vector path off)."""
+    from . import _speedups
+
+    def call(array, float_format="exact"):
+        if path == "avx2":
+            _speedups.set_simd_avx512(False)
+        else:
+            _speedups.set_simd(False)
+        try:
+            return dumps(array, float_format=float_format)
+        finally:
+            _speedups.set_simd(True)
+    return call
 
 
 def _export_threads(args, workdir, repeat):

@@ -30,14 +30,19 @@ if _speedups is not None:
     IMPLEMENTATIONS["c"] = _speedups.format_chunk
 
 
-@pytest.fixture(params=["c", "c-scalar", "python"])
+@pytest.fixture(params=["c", "c-avx2", "c-scalar", "python"])
 def format_chunk(request):
-    """Each formatter test runs against the C core, the C core with its vector path turned
-    off (where the CPU has one, so both paths are tested on one machine) and the
-    pure-Python twin."""
+    """Each formatter test runs against the C core, the C core with its AVX-512 path turned
+    off (its AVX2 one then runs, as on CPUs without AVX-512), with every vector path turned
+    off (so all paths are tested on one machine), and the pure-Python twin."""
     impl = IMPLEMENTATIONS.get(request.param.split("-")[0])
     if impl is None:
         pytest.skip("the C core is not built")
+    if request.param == "c-avx2":
+        if not (_speedups.simd() and _speedups.simd_avx2()):
+            pytest.skip("no AVX-512 path to turn off, or no AVX2: 'c' already tests this one")
+        previous = _speedups.set_simd_avx512(False)
+        request.addfinalizer(lambda: _speedups.set_simd_avx512(previous))
     if request.param == "c-scalar":
         if not _speedups.simd():
             pytest.skip("no vector path on this CPU: 'c' already tests the scalar one")

@@ -89,6 +89,9 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
     assert set(cases) >= {"float32 exact", "float32 shortest", "bfloat16 exact", "float64"}
     for case in cases.values():
         assert case["check"] == "ok" and case["ratio"] > 0 and case["elements"] == 4096
+    if report["versions"]["formatter"] == "c" and _speedups_has("simd", "simd_avx2"):
+        # the rows of CPUs without AVX-512, when this one can run them
+        assert {"float32 exact, AVX2 path", "float32 exact, scalar path"} <= set(cases)
     threads = section["export_threads"]
     assert "error" not in threads, threads
     assert threads["check"].startswith("ok") and threads["ratio"] > 0
@@ -100,6 +103,14 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
     names = {t["name"] for t in report["targets"]}
     assert {"adapter", "orjson", "float32 exact", "export threads"} <= names
     assert all(isinstance(t["met"], bool) for t in report["targets"])
+
+
+def _speedups_has(*paths):
+    try:
+        from streamexport import _speedups
+    except ImportError:
+        return False
+    return all(getattr(_speedups, path)() for path in paths)
 
 
 def test_rounds_pool_the_timed_runs_of_every_contender(tmp_path):

@@ -1,5 +1,6 @@
-"""The C core's vector path (se_simd.c: float32 in both modes and float64, eight lanes at a
-time) against its scalar path, byte for byte.
+"""The C core's vector paths against its scalar path, byte for byte: AVX-512 (se_simd.c:
+float32 in both modes and float64, eight lanes at a time) and AVX2 (se_simd_avx2.c: float32
+exact, for CPUs without AVX-512 IFMA; run here with the AVX-512 path turned off).
 
 The scalar path is itself checked against repr and the pure-Python twin elsewhere; here the
 two C paths must agree wherever the vector one can differ: every lane position of an
@@ -18,22 +19,51 @@ try:
 except ImportError:
     _speedups = None
 
-pytestmark = pytest.mark.skipif(_speedups is None or not _speedups.simd(),
-                                reason="no vector path here (C core not built or CPU without AVX-512)")
+pytestmark = pytest.mark.skipif(
+    _speedups is None or not (_speedups.simd() or _speedups.simd_avx2()),
+    reason="no vector path here (C core not built or CPU without AVX2)")
 
 UINT = {"float32": np.uint32, "float64": np.uint64}
 FLOAT = {"float32": np.float32, "float64": np.float64}
-FORMATS = {"float32": ["exact", "shortest"], "float64": ["exact"]}
+# what each vector path converts; the rest of its calls run the scalar path
+FORMATS = {
+    "avx512": {"float32": ["exact", "shortest"], "float64": ["exact"]},
+    "avx2": {"float32": ["exact"], "float64": []},
+}
 
 
-def both_paths(*args):
+def use_path(path):
+    """Turns on the vector path `path` (and, for AVX2, the AVX-512 one off)."""
+    _speedups.set_simd(True)
+    if path == "avx2":
+        _speedups.set_simd_avx512(False)
+
+
+@pytest.fixture(params=["avx512", "avx2"])
+def path(request):
+    """Each test runs against each vector path this CPU has."""
+    available = _speedups.simd() if request.param == "avx512" else _speedups.simd_avx2()
+    if not available:
+        pytest.skip(f"this CPU has no {request.param} path")
+    use_path(request.param)
+    request.addfinalizer(lambda: _speedups.set_simd(True))
+    return request.param
+
+
+def formats(path, dtype):
+    if not FORMATS[path][dtype]:
+        pytest.skip(f"the {path} path does not convert {dtype}")
+    return FORMATS[path][dtype]
+
+
+def both_paths(path, *args):
     """The vector path's output and the scalar path's, for the same call."""
     vector = _speedups.format_chunk(*args)
-    previous = _speedups.set_simd(False)
+    _speedups.set_simd(False)
     try:
         scalar = _speedups.format_chunk(*args)
     finally:
-        _speedups.set_simd(previous)
+        use_path(path)
     return vector, scalar
 
 
@@ -52,6 +82,8 @@ def regular_values(dtype, n, seed):
 
 
 def test_set_simd_reports_and_restores_the_state():
+    if not _speedups.simd():
+        pytest.skip("no AVX-512 path on this CPU")
     assert _speedups.set_simd(False) is True
     assert _speedups.simd() is False
     assert _speedups.set_simd(True) is False
@@ -59,64 +91,67 @@ def test_set_simd_reports_and_restores_the_state():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_irregular_element_at_every_lane(dtype):
+def test_irregular_element_at_every_lane(path, dtype):
     for value in irregular_values(dtype):
         for lane in range(8):
             data = regular_values(dtype, 24, seed=lane)
             data[8 + lane] = value
-            for float_format in FORMATS[dtype]:
-                vector, scalar = both_paths(data, dtype, (24,), 0, 24, float_format, "literal")
+            for float_format in formats(path, dtype):
+                vector, scalar = both_paths(path, data, dtype, (24,), 0, 24, float_format,
+                                            "literal")
                 assert vector == scalar, (value, lane, float_format)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_every_tail_length_and_short_rows(dtype):
+def test_every_tail_length_and_short_rows(path, dtype):
     data = regular_values(dtype, 4 * 37, seed=7)
     data[::11] = 0.0
-    for float_format in FORMATS[dtype]:
+    for float_format in formats(path, dtype):
         for n in range(0, 41):
             args = (data[:n], dtype, (n,), 0, n, float_format, "error")
-            vector, scalar = both_paths(*args)
+            vector, scalar = both_paths(path, *args)
             assert vector == scalar, n
         for inner in (1, 3, 7, 8, 9, 16, 37):
             shape = (len(data) // inner, inner)
             count = shape[0] * inner
             args = (data[:count], dtype, shape, 0, count, float_format, "error")
-            vector, scalar = both_paths(*args)
+            vector, scalar = both_paths(path, *args)
             assert vector == scalar, inner
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_chunks_that_start_between_blocks(dtype):
+def test_chunks_that_start_between_blocks(path, dtype):
+    formats(path, dtype)
     data = regular_values(dtype, 200, seed=3)
     whole = _speedups.format_chunk(data, dtype, (10, 20), 0, 200)
     for cut in (1, 5, 13, 99):
-        parts = [both_paths(data[:cut], dtype, (10, 20), 0, cut),
-                 both_paths(data[cut:], dtype, (10, 20), cut, 200 - cut)]
+        parts = [both_paths(path, data[:cut], dtype, (10, 20), 0, cut),
+                 both_paths(path, data[cut:], dtype, (10, 20), cut, 200 - cut)]
         assert all(vector == scalar for vector, scalar in parts)
         assert parts[0][0] + parts[1][0] == whole
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_first_nonfinite_index_in_every_lane(dtype):
+def test_first_nonfinite_index_in_every_lane(path, dtype):
+    formats(path, dtype)
     for position in list(range(16)) + [21, 22, 23]:
         data = regular_values(dtype, 24, seed=position)
         data[position] = np.nan
         data[23] = np.inf  # later ones are not reported
         with pytest.raises(NonFiniteError) as vector:
             _speedups.format_chunk(data, dtype, (2, 12), 0, 24)
-        previous = _speedups.set_simd(False)
+        _speedups.set_simd(False)
         try:
             with pytest.raises(NonFiniteError) as scalar:
                 _speedups.format_chunk(data, dtype, (2, 12), 0, 24)
         finally:
-            _speedups.set_simd(previous)
+            use_path(path)
         assert vector.value.index == scalar.value.index == position
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_random_patterns(request, dtype, seed):
+def test_random_patterns(request, path, dtype, seed):
     """Uniformly random bits (every exponent, NaNs, subnormals) and weights-like values."""
     n = 20_000_000 if request.config.getoption("--slow") else 2_000_000
     rng = np.random.default_rng(seed)
@@ -124,17 +159,20 @@ def test_random_patterns(request, dtype, seed):
     bits = rng.integers(0, np.iinfo(uint).max, n, dtype=uint, endpoint=True)
     bits[::2] = (rng.standard_normal(n // 2) * 10.0 ** rng.integers(-8, 8, n // 2)).astype(
         FLOAT[dtype]).view(uint)
-    for float_format in FORMATS[dtype]:
-        vector, scalar = both_paths(bits, dtype, (n,), 0, n, float_format, "string")
+    for float_format in formats(path, dtype):
+        vector, scalar = both_paths(path, bits, dtype, (n,), 0, n, float_format, "string")
         assert vector == scalar
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("float_format", ["exact", "shortest"])
-def test_all_float32_patterns(float_format):
-    """Every float32 pattern, in blocks of 2**24 (several minutes per mode)."""
+def test_all_float32_patterns(path, float_format):
+    """Every float32 pattern, in blocks of 2**24 (several minutes per mode and path)."""
+    if float_format not in formats(path, "float32"):
+        pytest.skip(f"the {path} path does not convert float32 {float_format}")
     step = 1 << 24
     for start in range(0, 1 << 32, step):
         bits = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32)
-        vector, scalar = both_paths(bits, "float32", (step,), 0, step, float_format, "string")
+        vector, scalar = both_paths(path, bits, "float32", (step,), 0, step, float_format,
+                                    "string")
         assert vector == scalar, hex(start)
