@@ -162,8 +162,11 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
     }
 FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64)
 FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact)
+FLOAT_RUN_WRITER_SIMD(run_f64_avx2, uint64_t, 63, se_simd_avx2_f64_digits, run_f64)
 FLOAT_RUN_WRITER_SIMD(run_f32_exact_avx2, uint32_t, 31, se_simd_avx2_f32_exact_digits,
                       run_f32_exact)
+FLOAT_RUN_WRITER_SIMD(run_f32_shortest_avx2, uint32_t, 31, se_simd_avx2_f32_shortest_digits,
+                      run_f32_shortest)
 FLOAT_RUN_WRITER_SIMD(run_f32_shortest_simd, uint32_t, 31, se_simd_f32_shortest_digits,
                       run_f32_shortest)
 
@@ -244,10 +247,16 @@ LUT_RUN_WRITER(run_lut8_avx2, 1, load8, copy_slot32, SE_AVX2)
 se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
 {
     switch (dtype) {
-    case SE_FLOAT64: return se_simd_enabled() ? run_f64_simd : run_f64;
+    case SE_FLOAT64:
+        if (se_simd_enabled())
+            return run_f64_simd;
+        return se_simd_avx2_enabled() ? run_f64_avx2 : run_f64;
     case SE_FLOAT32:
-        if (format == SE_FORMAT_SHORTEST)
-            return se_simd_enabled() ? run_f32_shortest_simd : run_f32_shortest;
+        if (format == SE_FORMAT_SHORTEST) {
+            if (se_simd_enabled())
+                return run_f32_shortest_simd;
+            return se_simd_avx2_enabled() ? run_f32_shortest_avx2 : run_f32_shortest;
+        }
         if (se_simd_enabled())
             return run_f32_exact_simd;
         return se_simd_avx2_enabled() ? run_f32_exact_avx2 : run_f32_exact;

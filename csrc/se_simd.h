@@ -1,6 +1,6 @@
 /* Eight floats' decimal digits at once, with AVX-512 (F, DQ, BW, CD and IFMA: Ice Lake,
- * Sapphire Rapids, Zen 4 and later) where the CPU has it; float32 exact mode also with
- * AVX2 alone (se_simd_avx2.c, four lanes at a time: Zen 2 and 3, Intel before Ice Lake).
+ * Sapphire Rapids, Zen 4 and later) where the CPU has it, else with AVX2 alone
+ * (se_simd_avx2.c, four lanes at a time: Zen 2 and 3, Intel Haswell to Cascade Lake).
  *
  * The run writers (se_runs.c) format floats one at a time: a Schubfach conversion and
  * its digit writing are ~200 instructions per element, a long chain that the CPU can
@@ -65,9 +65,12 @@ int se_simd_set_avx512(int enabled);
 uint32_t se_simd_f64_digits(const unsigned char *bits, int blocks, se_digits *out);
 uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
 
-/* se_simd_f32_exact_digits with AVX2 alone (se_simd_avx2.c), four lanes at a time: for
- * CPUs without AVX-512 IFMA. Only call when se_simd_avx2_enabled(). */
+/* se_simd_f32_exact_digits, se_simd_f32_shortest_digits and se_simd_f64_digits with AVX2 alone
+ * (se_simd_avx2.c), four lanes at a time: for CPUs without AVX-512 IFMA. Only call when
+ * se_simd_avx2_enabled(). */
 uint32_t se_simd_avx2_f32_exact_digits(const unsigned char *bits, int blocks, se_digits *out);
+uint32_t se_simd_avx2_f32_shortest_digits(const unsigned char *bits, int blocks, se_digits *out);
+uint32_t se_simd_avx2_f64_digits(const unsigned char *bits, int blocks, se_digits *out);
 
 /* The same for float32 shortest mode (the fewest digits that read back as the float32).
  * Elements in [1e10, 1e16), whose exact token can be shorter, are left out (not regular). */

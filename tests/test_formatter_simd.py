@@ -1,6 +1,6 @@
 """The C core's vector paths against its scalar path, byte for byte: AVX-512 (se_simd.c:
-float32 in both modes and float64, eight lanes at a time) and AVX2 (se_simd_avx2.c: float32
-exact, for CPUs without AVX-512 IFMA; run here with the AVX-512 path turned off).
+float32 in both modes and float64, eight lanes at a time) and AVX2 (se_simd_avx2.c: the same,
+four lanes at a time, for CPUs without AVX-512 IFMA; run here with AVX-512 turned off).
 
 The scalar path is itself checked against repr and the pure-Python twin elsewhere; here the
 two C paths must agree wherever the vector one can differ: every lane position of an
@@ -28,7 +28,7 @@ FLOAT = {"float32": np.float32, "float64": np.float64}
 # what each vector path converts; the rest of its calls run the scalar path
 FORMATS = {
     "avx512": {"float32": ["exact", "shortest"], "float64": ["exact"]},
-    "avx2": {"float32": ["exact"], "float64": []},
+    "avx2": {"float32": ["exact", "shortest"], "float64": ["exact"]},
 }
 
 
