@@ -244,26 +244,26 @@ LUT_RUN_WRITER(run_lut8_avx2, 1, load8, copy_slot32, SE_AVX2)
 #define run_lut8_avx2 run_lut8
 #endif
 
+/* The fastest of a run's versions that this CPU may use (se_simd.h). */
+static se_run_writer best(se_run_writer avx512, se_run_writer avx2, se_run_writer scalar)
+{
+    if (avx512 != NULL && se_simd_enabled())
+        return avx512;
+    return se_simd_avx2_enabled() ? avx2 : scalar;
+}
+
 se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
 {
     switch (dtype) {
-    case SE_FLOAT64:
-        if (se_simd_enabled())
-            return run_f64_simd;
-        return se_simd_avx2_enabled() ? run_f64_avx2 : run_f64;
+    case SE_FLOAT64: return best(run_f64_simd, run_f64_avx2, run_f64);
     case SE_FLOAT32:
-        if (format == SE_FORMAT_SHORTEST) {
-            if (se_simd_enabled())
-                return run_f32_shortest_simd;
-            return se_simd_avx2_enabled() ? run_f32_shortest_avx2 : run_f32_shortest;
-        }
-        if (se_simd_enabled())
-            return run_f32_exact_simd;
-        return se_simd_avx2_enabled() ? run_f32_exact_avx2 : run_f32_exact;
+        if (format == SE_FORMAT_SHORTEST)
+            return best(run_f32_shortest_simd, run_f32_shortest_avx2, run_f32_shortest);
+        return best(run_f32_exact_simd, run_f32_exact_avx2, run_f32_exact);
     case SE_FLOAT16:
-    case SE_BFLOAT16: return se_simd_avx2_enabled() ? run_lut16_avx2 : run_lut16;
+    case SE_BFLOAT16: return best(NULL, run_lut16_avx2, run_lut16);
     case SE_FLOAT8_E4M3FN:
-    case SE_FLOAT8_E5M2: return se_simd_avx2_enabled() ? run_lut8_avx2 : run_lut8;
+    case SE_FLOAT8_E5M2: return best(NULL, run_lut8_avx2, run_lut8);
     case SE_INT8: return run_i8;
     case SE_INT16: return run_i16;
     case SE_INT32: return run_i32;
