@@ -405,7 +405,7 @@ static PyObject *chunk_capacity(PyObject *self, PyObject *args, PyObject *kwargs
 
 PyDoc_STRVAR(simd_doc,
 "simd() -> bool\n\n"
-"True when float32 (exact) and float64 elements are converted eight at a time with\n"
+"True when float32 (both modes) and float64 elements are converted eight at a time with\n"
 "AVX-512: compiled in, supported by this CPU, not turned off. Same bytes either way.");
 
 static PyObject *simd(PyObject *self, PyObject *unused)
@@ -445,7 +445,7 @@ static PyObject *set_simd_avx512(PyObject *self, PyObject *arg)
 
 PyDoc_STRVAR(simd_avx2_doc,
 "simd_avx2() -> bool\n\n"
-"True when the AVX2 paths (float32 exact where AVX-512 is missing, the small dtypes'\n"
+"True when the AVX2 paths (the float kernels where AVX-512 is missing, the small dtypes'\n"
 "table copy) may be used: supported by this CPU, not turned off. Same bytes either way.");
 
 static PyObject *simd_avx2(PyObject *self, PyObject *unused)

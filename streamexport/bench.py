@@ -708,8 +708,9 @@ def formatter_section(args, workdir):
             data = array.view(torch.int16).numpy() if dtype == "bfloat16" else array
             return format_chunk(data, dtype, array.shape, 0, data.size, float_format)
     option = orjson.OPT_SERIALIZE_NUMPY
+    f32_upcast = f32.astype(np.float64)
     cases = [
-        ("float32 exact", f32, "exact", f32.astype(np.float64), "float64 upcast", "exact", "float32"),
+        ("float32 exact", f32, "exact", f32_upcast, "float64 upcast", "exact", "float32"),
         ("float32 shortest", f32, "shortest", f32, "float32 array", "shortest", "float32"),
         ("bfloat16 exact", bf16, "exact", bf16.to(torch.float64).numpy(), "float64 upcast",
          "exact", "bfloat16"),
@@ -717,15 +718,12 @@ def formatter_section(args, workdir):
          "shortest", "bfloat16"),
         ("float64", f64, "exact", f64, "float64 array", "exact", "float64"),
     ]
-    cases = [case + (None,) for case in cases] + _slower_path_cases(f32)
+    cases = [case + (None,) for case in cases] + _slower_path_cases(f32, f32_upcast)
     repeat = max(args.repeat, FORMATTER_MIN_REPEAT)
     rows = []
     for name, mine, fmt, theirs, their_input, mode, dtype, path in cases:
         _log(args, f"formatter: {name}")
-        if path is not None:
-            dumps_here = _on_path(path, dumps)
-        else:
-            dumps_here = dumps
+        dumps_here = dumps if path is None else _on_path(path, dumps)
         truth = (bf16.to(torch.float64).numpy() if dtype == "bfloat16" else
                  np.asarray(mine, dtype=np.float64))
         check = {}
@@ -766,14 +764,13 @@ def formatter_section(args, workdir):
     return section
 
 
-def _slower_path_cases(f32):
+def _slower_path_cases(f32, upcast):
     """float32 exact again as a CPU without AVX-512 would run it: the AVX2 path (when this
     CPU has both, so that the row differs from the main one) and the scalar path."""
     try:
         from . import _speedups
     except ImportError:
         return []
-    upcast = f32.astype(np.float64)
     cases = []
     if _speedups.simd() and _speedups.simd_avx2():
         cases.append(("float32 exact, AVX2 path", f32, "exact", upcast, "float64 upcast", "exact",
