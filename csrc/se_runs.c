@@ -111,7 +111,7 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
  * that many remain, then groups of eight. Each group's regular elements are only laid
  * out here; the others (zeros, powers of two, subnormals, NaN and infinities) go through
  * the one-element run above, and so does the last partial group. */
-#define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS, SCALAR_RUN)                \
+#define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS, SCALAR_RUN, LAYOUT)        \
     static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
                           const se_run_options *o, int64_t *bad)                         \
     {                                                                                    \
@@ -121,11 +121,20 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
         int64_t i = 0, b = 0;                                                            \
         se_status st;                                                                    \
         se_digits d;                                                                     \
+        const int layout = (LAYOUT) && se_simd_layout_enabled();                          \
         while (n - i >= 8) {                                                             \
             int width = n - i >= SE_SIMD_WIDTH ? SE_SIMD_WIDTH : 8;                      \
             uint32_t regular = DIGITS(src, width / 8, &d);                               \
             for (int j = 0; j < width; j++) {                                            \
                 TYPE bits;                                                               \
+                if (j % 8 == 0 && layout && (regular >> j & 0xff) == 0xff) {             \
+                    char *end = se_simd_layout8(&d, j, p);                               \
+                    if (end != NULL) {                                                   \
+                        p = end;                                                         \
+                        j += 7;                                                          \
+                        continue;                                                        \
+                    }                                                                    \
+                }                                                                        \
                 memcpy(&bits, src + j * sizeof(TYPE), sizeof bits);                      \
                 if (se_likely(regular >> j & 1)) {                                       \
                     *p = '-';                                                            \
@@ -160,15 +169,16 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
         *out = p;                                                                        \
         return SE_OK;                                                                    \
     }
-FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64)
-FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact)
-FLOAT_RUN_WRITER_SIMD(run_f64_avx2, uint64_t, 63, se_simd_avx2_f64_digits, run_f64)
+FLOAT_RUN_WRITER_SIMD(run_f64_simd, uint64_t, 63, se_simd_f64_digits, run_f64, 1)
+FLOAT_RUN_WRITER_SIMD(run_f32_exact_simd, uint32_t, 31, se_simd_f32_exact_digits, run_f32_exact,
+                      1)
+FLOAT_RUN_WRITER_SIMD(run_f64_avx2, uint64_t, 63, se_simd_avx2_f64_digits, run_f64, 0)
 FLOAT_RUN_WRITER_SIMD(run_f32_exact_avx2, uint32_t, 31, se_simd_avx2_f32_exact_digits,
-                      run_f32_exact)
+                      run_f32_exact, 0)
 FLOAT_RUN_WRITER_SIMD(run_f32_shortest_avx2, uint32_t, 31, se_simd_avx2_f32_shortest_digits,
-                      run_f32_shortest)
+                      run_f32_shortest, 0)
 FLOAT_RUN_WRITER_SIMD(run_f32_shortest_simd, uint32_t, 31, se_simd_f32_shortest_digits,
-                      run_f32_shortest)
+                      run_f32_shortest, 1)
 
 /* The small float dtypes, by table. A slot holds the token and its "," (se_lut.h); the
  * first 24 bytes of a slot cover every finite token of these formats with its ","

@@ -248,11 +248,12 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f64_kernel(const unsigned char
     __m512i t[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], vb[MAX_BLOCKS][3];
     g_limbs g[MAX_BLOCKS];
     __mmask8 regular[MAX_BLOCKS];
-    uint32_t any = 0;
+    uint32_t any = 0, negative = 0;
     EACH(b) {
         __m512i x = _mm512_loadu_si512((const void *)(bits + 64 * b));
         __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 52), set64(0x7ff));
         t[b] = _mm512_and_si512(x, set64((1ULL << 52) - 1));
+        negative |= (uint32_t)_mm512_movepi64_mask(x) << (8 * b);
         regular[b] = _mm512_test_epi64_mask(t[b], t[b]) & _mm512_test_epi64_mask(e, e) &
                      _mm512_cmpneq_epu64_mask(e, set64(0x7ff));
         any |= (uint32_t)regular[b] << (8 * b);
@@ -260,6 +261,7 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f64_kernel(const unsigned char
     }
     if (!any)
         return 0;
+    out->negative = negative;
     EACH(b) g[b] = gather_g(k_index[b], regular[b]);
     EACH(b) {
         /* W = c * g = t * g + g * 2**52 (t < 2**52); Z = 2W + d * g, d = 0, -1, 1 */
@@ -301,11 +303,12 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigne
     __m512i m[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], vb[MAX_BLOCKS][3];
     g_limbs g[MAX_BLOCKS];
     __mmask8 regular[MAX_BLOCKS];
-    uint32_t any = 0;
+    uint32_t any = 0, negative = 0;
     EACH(b) {
         __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)(bits + 32 * b)));
         __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
         __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
+        negative |= (uint32_t)_mm512_test_epi64_mask(x, set64(1u << 31)) << (8 * b);
         regular[b] = _mm512_test_epi64_mask(t, t) & _mm512_test_epi64_mask(e, e) &
                      _mm512_cmpneq_epu64_mask(e, set64(0xff));
         any |= (uint32_t)regular[b] << (8 * b);
@@ -314,6 +317,7 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_exact_kernel(const unsigne
     }
     if (!any)
         return 0;
+    out->negative = negative;
     EACH(b) g[b] = gather_g(k_index[b], regular[b]);
     EACH(b) {
         /* W = m * g (m < 2**24, so the top limb's product has no high part), then
@@ -410,7 +414,7 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_shortest_kernel(const unsi
 {
     __m512i m[MAX_BLOCKS], k_index[MAX_BLOCKS], h[MAX_BLOCKS], g[MAX_BLOCKS];
     __mmask8 regular[MAX_BLOCKS];
-    uint32_t any = 0;
+    uint32_t any = 0, negative = 0;
     const float padded_from = 1e10f, padded_to = 1e16f;  /* se_put_f32_shortest_bits */
     uint32_t from_bits, to_bits;
     memcpy(&from_bits, &padded_from, 4);
@@ -419,6 +423,7 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_shortest_kernel(const unsi
         __m512i x = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const void *)(bits + 32 * b)));
         __m512i e = _mm512_and_si512(_mm512_srli_epi64(x, 23), set64(0xff));
         __m512i t = _mm512_and_si512(x, set64((1u << 23) - 1));
+        negative |= (uint32_t)_mm512_test_epi64_mask(x, set64(1u << 31)) << (8 * b);
         __m512i magnitude = _mm512_and_si512(x, set64(0x7fffffff));
         __mmask8 padded = _mm512_cmpge_epu64_mask(magnitude, set64(from_bits)) &
                           _mm512_cmplt_epu64_mask(magnitude, set64(to_bits));
@@ -430,6 +435,7 @@ SE_TARGET static inline SE_ALWAYS_INLINE uint32_t f32_shortest_kernel(const unsi
     }
     if (!any)
         return 0;
+    out->negative = negative;
     EACH(b) g[b] = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), regular[b], k_index[b],
                                                se_g32, 8);
     EACH(b) {
@@ -463,7 +469,93 @@ SE_TARGET uint32_t se_simd_f32_exact_digits(const unsigned char *bits, int block
                                 : f32_exact_kernel(bits, out, 1);
 }
 
+/* se_simd_layout8: the eight tokens are built two at a time in a 64-byte vector, token s
+ * of the pair in bytes [32 s, 32 s + 24) in a canonical form that holds every token of
+ * fixed notation below 1,
+ *
+ *     "-0.000" d dddddddd dddddddd ","    (sign, "0.", three zeros, 1 + 16 digits, ",")
+ *
+ * whose unwanted bytes (the sign of a positive value, the zeros that e = -4..-1 does not
+ * need, the digits past the significant ones) one byte compress then squeezes out. The
+ * digits come from the lanes of wm and wl by a two-source byte permute; the other bytes
+ * from a "header" word per lane by a one-source permute. */
+#define SE_TARGET_LAYOUT \
+    __attribute__((target("avx512f,avx512dq,avx512bw,avx512cd,avx512ifma,avx512vbmi,avx512vbmi2,popcnt")))
+
+static int layout_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+           __builtin_cpu_supports("popcnt");
+}
+
+static int layout_cpu = -1;  /* -1: not asked yet */
+
+int se_simd_layout_enabled(void)
+{
+    if (layout_cpu < 0)
+        layout_cpu = layout_supported();
+    return layout_cpu && se_simd_enabled();
+}
+
+/* Byte sources of the first pair (lanes 0 and 1; lanes 2i, 2i + 1 add 16 i): lane j's
+ * wm bytes are 8 j .. 8 j + 7 of the first permute source, its wl bytes 64 + 8 j .. of the
+ * second; its header bytes ("-", "0", ".", "0", first digit, ",") 8 j .. 8 j + 5. */
+#define EIGHT_FROM(x) (x), (x) + 1, (x) + 2, (x) + 3, (x) + 4, (x) + 5, (x) + 6, (x) + 7
+#define DIGIT_SLOT(j) 0, 0, 0, 0, 0, 0, 0, EIGHT_FROM(8 * (j)), EIGHT_FROM(64 + 8 * (j)), \
+                      0, 0, 0, 0, 0, 0, 0, 0, 0
+#define HEADER_SLOT(j) 8 * (j), 8 * (j) + 1, 8 * (j) + 2, 8 * (j) + 3, 8 * (j) + 3,       \
+                       8 * (j) + 3, 8 * (j) + 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
+                       0, 0, 8 * (j) + 5, 0, 0, 0, 0, 0, 0, 0, 0
+static const uint8_t digit_source[64] __attribute__((aligned(64))) = {DIGIT_SLOT(0),
+                                                                      DIGIT_SLOT(1)};
+static const uint8_t header_source[64] __attribute__((aligned(64))) = {HEADER_SLOT(0),
+                                                                       HEADER_SLOT(1)};
+#define HEADER_BYTES 0x0080007F0080007FULL /* bytes 0..6 and 23 of each slot */
+#define HEADER_WORD 0x00002C30302E302DULL  /* "-0.0" "0" "," in bytes 0..5 */
+
+SE_TARGET_LAYOUT char *se_simd_layout8(const se_digits *d, int at, char *p)
+{
+    __m512i e = _mm512_loadu_si512(d->e + at);
+    if (_mm512_cmplt_epu64_mask(_mm512_add_epi64(e, set64(4)), set64(4)) != 0xff)
+        return NULL;
+    /* each lane's bytes to keep, as a 32-bit mask over its slot: the sign when negative,
+     * "0.", -e - 1 of the three zeros, the first digit, `more` digits, the "," */
+    __m512i zeros = _mm512_sub_epi64(set64((uint64_t)-1), e);
+    __m512i more = _mm512_loadu_si512(d->more + at);
+    __m512i keep = _mm512_or_si512(
+        _mm512_or_si512(_mm512_slli_epi64(low_mask(zeros), 3), _mm512_slli_epi64(low_mask(more), 7)),
+        _mm512_mask_blend_epi64((__mmask8)(d->negative >> at), set64(0x800046), set64(0x800047)));
+    /* lanes 2i and 2i + 1 as one 64-bit mask, the first in the low half */
+    uint64_t pair_keep[4];
+    _mm256_storeu_si256((__m256i *)(void *)pair_keep, _mm512_cvtepi64_epi32(keep));
+    __m512i first = _mm512_loadu_si512(d->first + at);
+    __m512i header = _mm512_add_epi64(set64(HEADER_WORD), _mm512_slli_epi64(first, 32));
+    __m512i wm = _mm512_loadu_si512(d->wm + at), wl = _mm512_loadu_si512(d->wl + at);
+    const __m512i digits_at = _mm512_load_si512((const void *)digit_source);
+    const __m512i header_at = _mm512_load_si512((const void *)header_source);
+    for (int i = 0; i < 4; i++) {
+        __m512i shift = _mm512_set1_epi8((char)(16 * i));
+        __m512i v = _mm512_permutex2var_epi8(wm, _mm512_add_epi8(digits_at, shift), wl);
+        v = _mm512_mask_permutexvar_epi8(v, HEADER_BYTES, _mm512_add_epi8(header_at, shift),
+                                         header);
+        _mm512_storeu_si512((void *)p, _mm512_maskz_compress_epi8(pair_keep[i], v));
+        p += _mm_popcnt_u64(pair_keep[i]);
+    }
+    return p;
+}
+
 #else /* no AVX-512 path compiled */
+
+int se_simd_layout_enabled(void) { return 0; }
+
+char *se_simd_layout8(const se_digits *d, int at, char *p)
+{
+    (void)d;
+    (void)at;
+    (void)p;
+    return NULL;
+}
 
 int se_simd_enabled(void) { return 0; }
 int se_simd_avx2_enabled(void) { return 0; }

@@ -39,6 +39,7 @@ typedef struct {
     uint64_t wl[SE_SIMD_WIDTH];
     int64_t more[SE_SIMD_WIDTH];
     int64_t e[SE_SIMD_WIDTH];
+    uint32_t negative; /* bit j: element j is negative (set by the AVX-512 kernels) */
 } se_digits;
 
 /* 1 when the vector path may be used: compiled in, supported by this CPU, and not
@@ -75,5 +76,17 @@ uint32_t se_simd_avx2_f64_digits(const unsigned char *bits, int blocks, se_digit
 /* The same for float32 shortest mode (the fewest digits that read back as the float32).
  * Elements in [1e10, 1e16), whose exact token can be shorter, are left out (not regular). */
 uint32_t se_simd_f32_shortest_digits(const unsigned char *bits, int blocks, se_digits *out);
+
+/* 1 when se_simd_layout8 may be used: se_simd_enabled() and the CPU has AVX-512 VBMI and
+ * VBMI2 (byte permutes and byte compress: Ice Lake, Sapphire Rapids, Zen 4 and later). */
+int se_simd_layout_enabled(void);
+
+/* Lays out lanes [at, at + 8) of *d (from an AVX-512 kernel, every one of the eight lanes
+ * regular) at p as se_put_layout does, each token with its sign and a "," after it, when
+ * all eight lie in fixed notation below 1 (e in -4..-1: 0.0001 <= |x| < 1, the bulk of
+ * neural-network weights); returns the end, or NULL (nothing written) when one does not,
+ * for the caller to lay them out one by one. Stores up to 64 bytes past the end. Only call
+ * when se_simd_layout_enabled(). */
+char *se_simd_layout8(const se_digits *d, int at, char *p);
 
 #endif /* SE_SIMD_H */

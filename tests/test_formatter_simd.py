@@ -6,8 +6,9 @@ The scalar path is itself checked against repr and the pure-Python twin elsewher
 two C paths must agree wherever the vector one can differ: every lane position of an
 irregular element (zero, subnormal, power of two, NaN, infinity) inside a block of eight,
 every tail length, runs cut by short rows, chunk starts that are not multiples of eight,
-the index of a non-finite element under the "error" policy, and millions of seeded random
-patterns (all 2**32 float32 patterns with --slow).
+the index of a non-finite element under the "error" policy, weights below one (laid out
+eight at a time with AVX-512), and millions of seeded random patterns (all 2**32 float32
+patterns with --slow).
 """
 import numpy as np
 import pytest
@@ -162,6 +163,28 @@ def test_random_patterns(request, path, dtype, seed):
     for float_format in formats(path, dtype):
         vector, scalar = both_paths(path, bits, dtype, (n,), 0, n, float_format, "string")
         assert vector == scalar
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_below_one_in_whole_and_mixed_blocks(path, dtype):
+    """0.0001 <= |x| < 1, where AVX-512 lays out whole blocks of eight with byte permutes
+    (se_simd_layout8): every sign, every count of zeros after the point and of digits, in
+    blocks wholly inside that range and in blocks with some lanes outside it."""
+    rng = np.random.default_rng(11)
+    n = 400_000
+    inside = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-4.0, 0.0, n)
+    straddling = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-4.3, 0.1, n)
+    # short digit strings (0.5 is a power of two: scalar; 0.75, 0.1, 0.3 are not) and the
+    # ends of the range, at every lane
+    edges = np.array([0.75, -0.1, 0.3, 0.0001, -0.00011, 0.999, 0.9999999,
+                      np.nextafter(FLOAT[dtype](0.0001), FLOAT[dtype](0.0)),
+                      np.nextafter(FLOAT[dtype](1.0), FLOAT[dtype](0.0))])
+    for values in (inside, straddling, np.tile(edges, 64)):
+        data = values.astype(FLOAT[dtype])
+        for float_format in formats(path, dtype):
+            vector, scalar = both_paths(path, data, dtype, (len(data),), 0, len(data),
+                                        float_format, "error")
+            assert vector == scalar
 
 
 @pytest.mark.slow
