@@ -188,20 +188,17 @@ SE_TARGET static inline __m512i eight_digits8(__m512i x)
     return _mm512_or_si512(q, _mm512_slli_epi16(r, 8));
 }
 
-/* x / 10**8 and x mod 10**8 for x < 2**57: a float64 quotient is off by at most one (x
- * rounds by <= 16, the quotient < 2**30 by < 2**-23), which one compare each way mends. */
+/* x / 10**8 and x mod 10**8 for x < 2**57. 10**8 = 2**8 * 390625, so the quotient is
+ * floor((x >> 8) / 390625), and x >> 8 < 2**49 fits one IFMA operand: with
+ * M = ceil(2**70 / 390625) < 2**52 and M * 390625 - 2**70 = 24701 <= 2**(70 - 49),
+ * floor((x >> 8) * M / 2**70) is that quotient exactly (the multiply-high of IFMA gives
+ * the product's bits from 52 up). */
 SE_TARGET static inline __m512i divmod_1e8(__m512i x, __m512i *rem)
 {
-    const __m512i d = set64(100000000);
-    __m512d approx = _mm512_mul_pd(_mm512_cvtepu64_pd(x), _mm512_set1_pd(1e-8));
-    __m512i q = _mm512_cvttpd_epu64(approx);
-    __m512i r = _mm512_sub_epi64(x, _mm512_mul_epu32(q, d));  /* q < 2**31: one 32x32 product */
-    __mmask8 under = _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512());
-    q = _mm512_mask_sub_epi64(q, under, q, set64(1));
-    r = _mm512_mask_add_epi64(r, under, r, d);
-    __mmask8 over = _mm512_cmpge_epi64_mask(r, d);
-    q = _mm512_mask_add_epi64(q, over, q, set64(1));
-    *rem = _mm512_mask_sub_epi64(r, over, r, d);
+    const uint64_t m = 3022314549036573ULL;  /* ceil(2**70 / 390625) */
+    __m512i q = _mm512_srli_epi64(
+        _mm512_madd52hi_epu64(_mm512_setzero_si512(), _mm512_srli_epi64(x, 8), set64(m)), 18);
+    *rem = _mm512_sub_epi64(x, _mm512_mul_epu32(q, set64(100000000)));  /* q < 2**31 */
     return q;
 }
 

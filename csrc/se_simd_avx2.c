@@ -105,7 +105,7 @@ SE_AVX2 static inline __m256d to_double(v4 x)
     return _mm256_sub_pd(_mm256_castsi256_pd(or(x, two52)), _mm256_castsi256_pd(two52));
 }
 
-/* x / 10**8 and x mod 10**8 for x < 2**57 (se_simd.c's divmod_1e8): x as the nearest
+/* x / 10**8 and x mod 10**8 for x < 2**57 (se_simd.c does it with IFMA): x as the nearest
  * float64 (its two parts exact, one rounding in their sum), the quotient truncated,
  * then one correction each way. */
 SE_AVX2 static inline v4 divmod_1e8(v4 x, v4 *rem)
