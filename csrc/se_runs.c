@@ -110,7 +110,9 @@ FLOAT_RUN_WRITER(run_f32_shortest, uint32_t, 0x7f800000u, 31, se_put_f32_shortes
 /* The same runs with the digits from se_simd.c: SE_SIMD_WIDTH elements at a time while
  * that many remain, then groups of eight. Each group's regular elements are only laid
  * out here; the others (zeros, powers of two, subnormals, NaN and infinities) go through
- * the one-element run above, and so does the last partial group. */
+ * the one-element run above, and so does the last partial group. With LAYOUT (the
+ * AVX-512 kernels), a group of eight regular elements below one in magnitude is laid out
+ * by se_simd_layout8 in one go, where the CPU has its byte instructions. */
 #define FLOAT_RUN_WRITER_SIMD(NAME, TYPE, SIGN_SHIFT, DIGITS, SCALAR_RUN, LAYOUT)        \
     static se_status NAME(const unsigned char *src, int64_t n, char **out,               \
                           const se_run_options *o, int64_t *bad)                         \
