@@ -4,7 +4,7 @@ These run against streamexport._speedups directly (the pure-Python twin has its 
 CI also runs them on a build with AddressSanitizer and UBSan, where an out-of-bounds read or
 write, or undefined arithmetic on a huge shape, aborts the run instead of passing silently:
 
-    STREAMEXPORT_SANITIZE=1 python setup.py build_ext --inplace
+    STREAMEXPORT_SANITIZE=1 python setup.py build_ext --inplace --force
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
         python -m pytest -q tests/test_speedups_hostile.py
 """
