@@ -78,10 +78,11 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         raise ValueError(f"threads must be at least 1, not {threads}")
     started = time.perf_counter()
     report = ExportReport(output=str(dst))
-    # The CRC-32 pass over the tensor data runs on a thread of its own beside torch.load and
-    # the formatting; the output waits for it before it is published (see AtomicOutput's
-    # before_publish). One thread: a second one made torch.load, which holds the GIL, wait
-    # longer (more threads than cores), and that delays the first chunk more than it saves.
+    # The CRC-32 pass over the tensor data runs on a thread of its own beside torch.load,
+    # until the writer claims the records its tensors cover whole (_DocumentWriter.pieces);
+    # the output waits for it before it is published (see AtomicOutput's before_publish).
+    # One thread: a second one made torch.load, which holds the GIL, wait longer (more
+    # threads than cores), and that delays the first chunk more than it saves.
     with open_checkpoint(src, key=key, keep_prefix=keep_prefix, strip_prefixes=strip_prefixes,
                          include=include, exclude=exclude, strict=strict,
                          unsafe_load=unsafe_load, safe_globals=safe_globals,
@@ -164,9 +165,15 @@ class _DocumentWriter:
         self.chunk_elements = chunk_elements
         self.buffers = buffers
         self.elements = 0
+        self.claims = {}
 
     def pieces(self, no_meta, bar):
         entries = self.checkpoint.entries
+        # The CRC-32 of each record a tensor has to itself is taken over before the first
+        # chunk (a check thread still takes the others): each chunk's CRC is computed just
+        # after it is formatted, while its bytes are in cache, and added in order once it is
+        # written (_ChunkJob).
+        self.claims = {entry.name: self.checkpoint.claim_data_check(entry) for entry in entries}
         if no_meta:
             yield b'{"params":{'
         else:
@@ -190,8 +197,9 @@ class _DocumentWriter:
         # tensor was copied from go all at once, after its last chunk is handed out.
         contiguous = tensor.is_contiguous()
         pages = PagesBehind(tensor) if entry.mapped and contiguous else None
+        crc = self.claims.get(entry.name)
         for start, data in iter_chunk_data(tensor, dtype, self.chunk_elements):
-            yield _ChunkJob(self, entry, tensor, dtype, shape, start, data, pages)
+            yield _ChunkJob(self, entry, tensor, dtype, shape, start, data, pages, crc)
             self.elements += len(data)
             if bar is not None:
                 bar.update(len(data))
@@ -221,12 +229,13 @@ def _multi_index(flat, shape):
 class _ChunkJob:
     """Formats one chunk; run on a worker thread (the C core releases the GIL)."""
 
-    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "data", "pages")
+    __slots__ = ("owner", "entry", "tensor", "dtype", "shape", "start", "data", "pages", "crc",
+                 "crc_part")
 
-    def __init__(self, owner, entry, tensor, dtype, shape, start, data, pages):
+    def __init__(self, owner, entry, tensor, dtype, shape, start, data, pages, crc=None):
         self.owner, self.entry, self.tensor = owner, entry, tensor
         self.dtype, self.shape, self.start, self.data = dtype, shape, start, data
-        self.pages = pages
+        self.pages, self.crc, self.crc_part = pages, crc, None
 
     def __call__(self):
         """The chunk's text, as a _Text to write and then hand back."""
@@ -236,21 +245,31 @@ class _ChunkJob:
         options = (owner.float_format, owner.nonfinite)
         try:
             if format_into is None:
-                return _Text(formatter.format_chunk(data, self.dtype, self.shape, self.start,
+                text = _Text(formatter.format_chunk(data, self.dtype, self.shape, self.start,
                                                     count, *options))
-            buffer = owner.buffers.take(chunk_capacity(self.dtype, self.shape, self.start, count))
-            try:
-                length = format_into(buffer, data, self.dtype, self.shape, self.start, count,
-                                     *options)
-            except BaseException:
-                owner.buffers.give_back(buffer)
-                raise
-            return _Text(memoryview(buffer)[:length], buffer, owner.buffers)
+            else:
+                buffer = owner.buffers.take(chunk_capacity(self.dtype, self.shape, self.start,
+                                                           count))
+                try:
+                    length = format_into(buffer, data, self.dtype, self.shape, self.start,
+                                         count, *options)
+                except BaseException:
+                    owner.buffers.give_back(buffer)
+                    raise
+                text = _Text(memoryview(buffer)[:length], buffer, owner.buffers)
         except NonFiniteError as error:
             raise owner.nonfinite_error(self.entry, self.tensor, error) from None
+        if self.crc is not None:
+            # here, on this thread, while the chunk's bytes are in its cache; written() adds
+            # it to the record's CRC in order
+            self.crc_part = self.crc.part(data)
+        return text
 
     def written(self):
-        """Called once the chunk's text is out: drop the mapping's pages behind it."""
+        """Called once the chunk's text is out, chunks in order: add its bytes' CRC to the
+        tensor's record check, if claimed, then drop the mapping's pages behind it."""
+        if self.crc is not None:
+            self.crc.add(self.crc_part)
         if self.pages is not None:
             self.pages.passed(self.start + len(self.data))
 

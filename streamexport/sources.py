@@ -10,7 +10,8 @@ bad checkpoint fails before any output exists:
 * names after the prefix rules are unique; selection globs; ``strict``;
 * every selected tensor has a JSON form (``streamexport.tensors.formatter_dtype``);
 * a torch zip's structure and CRC-32s (``streamexport.zipcheck``); with ``crc_threads`` the
-  CRC pass over the tensor data runs beside the export instead, and
+  CRC pass over the tensor data runs beside the export instead (which may take over the
+  records its tensors cover whole: ``Checkpoint.claim_data_check``), and
   ``Checkpoint.check_data`` gives its verdict before the output is published.
 
 Errors are ``CheckpointError`` subclasses whose message is one line naming the file and the
@@ -47,6 +48,9 @@ class TensorEntry:
     file: str               # the file holding it (for messages)
     mapped: bool            # tensor() is backed by a read-only file mapping
     _get: Callable = field(repr=False, compare=False, default=None)
+    # (offset, size) in the file of a torch zip record that holds exactly this tensor's
+    # bytes, in order (the tensor is its whole storage), else None: see claim_data_check
+    record_span: tuple = field(repr=False, compare=False, default=None)
 
     def tensor(self):
         """The CPU tensor, zero-copy from the mapping where possible."""
@@ -71,6 +75,19 @@ class Checkpoint:
         error = self.data_error()
         if error is not None:
             raise error
+
+    def claim_data_check(self, entry):
+        """Take over the deferred CRC-32 check of the record holding exactly ``entry``'s
+        bytes: a ``RecordCRC`` to ``feed`` those bytes in order (the exporter does, each
+        chunk just after formatting it, while it is in cache), or None when the record is
+        not the entry's alone or a check thread has it already. A claim never fed to the
+        end is checked by ``check_data`` itself."""
+        if entry.record_span is None:
+            return None
+        for check in self._data_checks:
+            if check.path == entry.file:
+                return check.claim(*entry.record_span)
+        return None
 
     def data_error(self):
         """The CheckpointError a deferred CRC-32 check found, once all are done, or None."""
@@ -444,9 +461,11 @@ def _preview(names, limit=5):
 
 class _Item:
     """One stored tensor before the name rules: where it is and how to get it."""
-    __slots__ = ("source_name", "file", "mapped", "get", "dtype", "torch_dtype", "shape")
+    __slots__ = ("source_name", "file", "mapped", "get", "dtype", "torch_dtype", "shape",
+                 "record_span")
 
-    def __init__(self, source_name, file, mapped, get, dtype, torch_dtype, shape):
+    def __init__(self, source_name, file, mapped, get, dtype, torch_dtype, shape,
+                 record_span=None):
         self.source_name = source_name
         self.file = file
         self.mapped = mapped
@@ -454,14 +473,16 @@ class _Item:
         self.dtype = dtype
         self.torch_dtype = torch_dtype
         self.shape = shape
+        self.record_span = record_span
 
 
-def _file_mappings(path):
-    """Address ranges where ``path`` is mapped in this process, merged; None if unknown."""
+def _file_spans(path):
+    """(low, high, file offset of low) of every mapping of ``path`` in this process, from
+    /proc/self/maps; None if unknown."""
     # matched by path, not inode: on overlay filesystems the two inodes differ
     try:
         target = os.path.realpath(path)
-        ranges = []
+        spans = []
         with open("/proc/self/maps") as maps:
             for line in maps:
                 fields = line.split(maxsplit=5)
@@ -474,17 +495,45 @@ def _file_mappings(path):
                                        or os.path.realpath(name) != target):
                     continue
                 low, high = (int(x, 16) for x in fields[0].split("-"))
-                ranges.append((low, high))
+                spans.append((low, high, int(fields[2], 16)))
     except (OSError, ValueError):
         return None
-    ranges.sort()
+    return spans
+
+
+def _merged(spans):
+    """The address ranges of ``spans``, sorted and merged; None stays None."""
+    if spans is None:
+        return None
     merged = []
-    for low, high in ranges:
+    for low, high, _ in sorted(spans):
         if merged and low <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], high))
         else:
             merged.append((low, high))
     return merged
+
+
+def _file_mappings(path):
+    """Address ranges where ``path`` is mapped in this process, merged; None if unknown."""
+    return _merged(_file_spans(path))
+
+
+def _record_span(tensor, spans):
+    """(file offset, size) of a tensor that is its whole storage -- contiguous, from the
+    storage's first byte to its last -- inside one of the file mappings ``spans``; else None.
+    torch.save writes each storage as one zip record, so these are that record's bytes."""
+    if not spans or not tensor.is_contiguous() or tensor.storage_offset() != 0:
+        return None
+    storage = tensor.untyped_storage()
+    size = storage.nbytes()
+    if size == 0 or tensor.numel() * tensor.element_size() != size:
+        return None
+    address = storage.data_ptr()
+    for low, high, offset in spans:
+        if low <= address and address + size <= high:
+            return (address - low + offset, size)
+    return None
 
 
 def _in_mapping(tensor, ranges):
@@ -505,7 +554,8 @@ def _torch_items(path, state, mapped, skipped):
     mapped tensors, which on anonymous memory would zero the data.
     """
     items = []
-    ranges = _file_mappings(path) if mapped else None
+    spans = _file_spans(path) if mapped else None
+    ranges = _merged(spans)
     for k, v in state.items():
         if not _is_tensor(v):
             skipped.append(str(k))
@@ -520,7 +570,7 @@ def _torch_items(path, state, mapped, skipped):
         is_mapped = mapped and v.device.type == "cpu" and not v.is_sparse \
             and v.layout == _strided() and _in_mapping(v, ranges)
         items.append(_Item(k, path, is_mapped, (lambda v=v: v), None, str(v.dtype),
-                           tuple(v.shape)))
+                           tuple(v.shape), _record_span(v, spans) if is_mapped else None))
     return items
 
 
@@ -564,7 +614,8 @@ def _build_entries(path, items, skipped, strict, keep_prefix, strip_prefixes, in
                 raise _fail(item.file, text, type(exc)) from None
         entries.append(TensorEntry(name=name, source_name=item.source_name, dtype=dtype,
                                    torch_dtype=item.torch_dtype, shape=item.shape,
-                                   file=item.file, mapped=item.mapped, _get=item.get))
+                                   file=item.file, mapped=item.mapped, _get=item.get,
+                                   record_span=item.record_span))
     return entries
 
 

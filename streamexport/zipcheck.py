@@ -9,9 +9,12 @@ The tensor data is nearly all of the file, and its CRC pass need not come first:
 ``defer_data=True`` the small records (the pickle, the version) are checked at once -- they
 are read before anything else -- and the data records are returned as a ``DataCheck`` that
 runs on threads of its own while the caller formats, over read-only mappings of the file,
-without copying it. The caller must ``wait()`` for it before it publishes anything read
-from the data. Records whose CRC field is 0 were written with torch's CRC-32 turned off
-(``torch.serialization.set_crc32_options(False)``): only their headers are checked.
+without copying it; the caller may ``claim`` the records it reads whole anyway (a tensor
+that is its whole storage) and feed it their bytes as it goes, while they are in cache, so
+that the threads check only the rest. The caller must ``wait()`` for it before it publishes
+anything read from the data. Records whose CRC field is 0 were written with torch's CRC-32
+turned off (``torch.serialization.set_crc32_options(False)``): only their headers are
+checked.
 
 The data CRC is streamexport._crc32's (carry-less multiply folding, the same values as
 zlib.crc32; zlib's own where the C core is not built): on a 256 MB mapped file it ran at
@@ -26,10 +29,32 @@ import zlib
 
 from .errors import CheckpointError
 
+
+def _crc32_combine(crc_a, crc_b, length_b):
+    """The CRC-32 of A then B from those of A and B and B's length: the pure-Python twin of
+    _crc32.combine (csrc/crc32/se_crc32.c has the arithmetic), for when it is not built."""
+    def times(a, b):                      # a * b mod P, reflected
+        product = 0
+        for i in range(32):
+            if a & (0x80000000 >> i):
+                product ^= b
+            b = (b >> 1) ^ (0xEDB88320 if b & 1 else 0)
+        return product
+    result, power = 0x80000000, 0x00800000   # 1 and x^8
+    while length_b:
+        if length_b & 1:
+            result = times(result, power)
+        power = times(power, power)
+        length_b >>= 1
+    return times(result, crc_a) ^ crc_b
+
+
 try:
+    from ._crc32 import combine as crc32_combine
     from ._crc32 import crc32
 except ImportError:     # no C core built: zlib's gives the same values
     from zlib import crc32
+    crc32_combine = _crc32_combine
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")   # signature ... name length, extra length
 _SLICE = 8 << 20     # bytes checked per crc32 call; their pages are dropped after it
@@ -96,12 +121,20 @@ class DataCheck:
     check found, once it is done (the first corrupt record in file order, whatever thread
     found it); ``error()`` waits and returns it instead (None if the data is sound);
     ``close`` stops the check early and leaves ``wait`` reporting nothing more.
+
+    ``claim(offset, size)`` hands one record not yet taken by a thread to the caller, who
+    feeds its bytes in order to the ``RecordCRC`` it gets (the exporter does, chunk by
+    chunk, while each chunk is still in cache: no second pass over memory, no thread
+    competing with the formatting ones). A claim not fed to its end when ``error()`` is
+    called -- the export stopped early -- is checked there, from the file.
     """
 
     def __init__(self, path, records):
         self.path = path
         self._records = records       # (name, offset, size, expected CRC-32), in file order
-        self._next = 0
+        self._by_offset = {record[1]: index for index, record in enumerate(records)}
+        self._next = 0                # records before this one are taken by threads
+        self._claims = {}             # record index -> its RecordCRC
         self._errors = {}             # record index -> CheckpointError
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -124,7 +157,31 @@ class DataCheck:
             self.start()
         for thread in self._threads:
             thread.join()
+        with self._lock:
+            unsettled = [index for index, claim in self._claims.items() if not claim.settled]
+        if unsettled and not self._stop.is_set():
+            self._check(unsettled)
+            with self._lock:
+                for index in unsettled:
+                    self._claims[index].settled = True
         return self._errors[min(self._errors)] if self._errors else None
+
+    def claim(self, offset, size):
+        """A RecordCRC for the record whose bytes are [offset, offset + size) of the file,
+        or None when there is none, a thread has taken it, or it is claimed already."""
+        with self._lock:
+            index = self._by_offset.get(offset)
+            if index is None or index < self._next or index in self._claims \
+                    or self._stop.is_set() or self._records[index][2] != size:
+                return None
+            claim = self._claims[index] = RecordCRC(self, index, size, self._records[index][3])
+            return claim
+
+    def _settle(self, index, sound):
+        with self._lock:
+            self._claims[index].settled = True
+            if not sound:
+                self._errors[index] = _crc_error(self.path, self._records[index][0])
 
     def close(self):
         self._stop.set()
@@ -133,6 +190,8 @@ class DataCheck:
 
     def _take(self):
         with self._lock:
+            while self._next in self._claims:
+                self._next += 1
             index = self._next
             self._next += 1
         return index if index < len(self._records) and not self._stop.is_set() else None
@@ -142,15 +201,18 @@ class DataCheck:
             self._errors[index] = error
 
     def _run(self):
+        self._check(iter(self._take, None))
+
+    def _check(self, indices):
+        """Check the records of ``indices`` (an iterable, read as it goes) from the file."""
+        index = -1
         try:
             with open(self.path, "rb") as file, \
                     mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
                     memoryview(mapped) as whole:
-                index = self._take()
-                while index is not None:
+                for index in indices:
                     if not self._record_is_sound(mapped, whole, *self._records[index]):
                         self._failed(index, _crc_error(self.path, self._records[index][0]))
-                    index = self._take()
         except CheckpointError as exc:
             self._failed(index, exc)
         except (OSError, ValueError) as exc:   # the file changed or vanished meanwhile
@@ -170,3 +232,37 @@ class DataCheck:
             if _DONTNEED is not None:   # this mapping's pages only: the file stays cached
                 mapped.madvise(_DONTNEED, begin, min(_SLICE, len(mapped) - begin))
         return crc == expected
+
+
+class RecordCRC:
+    """The CRC-32 of one claimed record (``DataCheck.claim``), given its bytes in order:
+    ``feed(data)``, or ``add(part(data))`` where ``part`` may run on any thread (the
+    exporter's formatting threads, each on the chunk it just read) and ``add`` runs in order
+    (the writer's). The verdict comes with the last byte."""
+
+    __slots__ = ("_check", "_index", "_size", "_expected", "_crc", "_fed", "settled")
+
+    def __init__(self, check, index, size, expected):
+        self._check, self._index, self._size, self._expected = check, index, size, expected
+        self._crc = 0
+        self._fed = 0
+        self.settled = False
+
+    @staticmethod
+    def part(data):
+        """(CRC-32, length) of a bytes-like object: one piece of a record."""
+        with memoryview(data) as view:
+            return crc32(view), view.nbytes
+
+    def add(self, part):
+        """The next piece of the record, as ``part`` gave it."""
+        crc, nbytes = part
+        self._crc = crc32_combine(self._crc, crc, nbytes)
+        self._fed += nbytes
+        if self._fed >= self._size:
+            self._check._settle(self._index, self._fed == self._size and
+                                self._crc == self._expected)
+
+    def feed(self, data):
+        """The record's next bytes."""
+        self.add(self.part(data))

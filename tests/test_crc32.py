@@ -163,3 +163,27 @@ def test_the_default_path_is_the_fastest_this_cpu_has():
 
 def test_zipcheck_uses_the_c_crc32():
     assert zipcheck.crc32 is _crc32.crc32
+
+
+@pytest.mark.parametrize("combine", ["c", "python"])
+def test_combine_gives_the_crc_of_the_concatenation(combine):
+    """combine(crc(a), crc(b), len(b)) == crc(a + b): the C one and its Python twin, for
+    empty, short, long and zero-filled pieces (the last ones up to 64 MB, where the length's
+    high bits count)."""
+    combine = _crc32.combine if combine == "c" else zipcheck._crc32_combine
+    rng = random.Random(17)
+    for _ in range(300):
+        a = rng.randbytes(rng.choice([0, 1, 3, rng.randrange(1, 3000)]))
+        b = rng.randbytes(rng.choice([0, 1, 2, 15, 16, 17, rng.randrange(1, 70000)]))
+        assert combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    for length in (1 << 20, (1 << 26) + 12345):
+        zeros = bytes(length)
+        assert combine(zlib.crc32(b"head"), zlib.crc32(zeros), length) == \
+            zlib.crc32(b"head" + zeros)
+
+
+def test_combine_refuses_what_is_not_a_crc():
+    with pytest.raises(ValueError):
+        _crc32.combine(1 << 32, 0, 1)
+    with pytest.raises((OverflowError, TypeError)):
+        _crc32.combine(0, 0, -1)

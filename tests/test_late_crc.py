@@ -191,3 +191,120 @@ def test_a_data_check_never_started_runs_when_waited_for(tmp_path, late_flip):
     check = check_zip(str(path), defer_data=True)      # returned before anything is read
     with pytest.raises(CheckpointError, match=record):
         check.wait()
+
+
+# ---- records the exporter checks itself, chunk by chunk --------------------------------
+
+@pytest.fixture
+def claims(monkeypatch):
+    """Check threads held back until the check is waited for or closed, so the export
+    claims every record a tensor has to itself (the path under test); returns the list of
+    the names of the records claimed."""
+    from streamexport.zipcheck import DataCheck
+    claimed = []
+    run, error, close, claim = DataCheck._run, DataCheck.error, DataCheck.close, DataCheck.claim
+
+    def go(check):        # one event per check: set when it is waited for or closed
+        return check.__dict__.setdefault("_test_go", threading.Event())
+
+    def held_run(self):
+        go(self).wait()
+        run(self)
+
+    def released(method):
+        def call(self):
+            go(self).set()
+            return method(self)
+        return call
+
+    def spied_claim(self, offset, size):
+        result = claim(self, offset, size)
+        if result is not None:
+            claimed.append(self._records[self._by_offset[offset]][0])
+        return result
+
+    monkeypatch.setattr(DataCheck, "_run", held_run)
+    monkeypatch.setattr(DataCheck, "error", released(error))
+    monkeypatch.setattr(DataCheck, "close", released(close))
+    monkeypatch.setattr(DataCheck, "claim", spied_claim)
+    return claimed
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_export_checks_the_records_it_claims(tmp_path, claims, threads):
+    path = save_layers(tmp_path)
+    records = data_records(path)
+    target = tmp_path / "out.json"
+    streamexport.export(str(path), str(target), threads=threads, chunk_elements=1000)
+    assert sorted(claims) == sorted(name for name, _, _ in records)
+    claims.clear()
+    name, offset, size = records[2]
+    corrupt(path, offset + size // 2, bytes([path.read_bytes()[offset + size // 2] ^ 0x10]))
+    with pytest.raises(CheckpointError) as raised:
+        streamexport.export(str(path), str(tmp_path / "again.json"), threads=threads,
+                            chunk_elements=1000)
+    assert str(raised.value) == f"{path}: corrupt zip archive: record {name} fails its CRC-32 check"
+    assert name in claims
+    assert leftovers(tmp_path) == ["out.json"]
+
+
+def test_a_claim_not_fed_to_its_end_is_checked_when_waited_for(tmp_path):
+    from streamexport.zipcheck import check_zip
+    path = save_layers(tmp_path, count=3)
+    name, offset, size = data_records(path)[1]
+    for fed in (0, size // 2, size):
+        check = check_zip(str(path), defer_data=True)
+        claim = check.claim(offset, size)
+        claim.feed(path.read_bytes()[offset:offset + fed])
+        assert check.error() is None, fed
+    corrupt(path, offset + size - 1, bytes([path.read_bytes()[offset + size - 1] ^ 0x01]))
+    for fed in (0, size // 2, size):
+        check = check_zip(str(path), defer_data=True)
+        claim = check.claim(offset, size)
+        claim.feed(path.read_bytes()[offset:offset + fed])
+        assert str(check.error()) == (f"{path}: corrupt zip archive: record {name} fails its "
+                                      "CRC-32 check"), fed
+
+
+def test_a_record_is_claimed_once_whole_and_only_before_a_thread_takes_it(tmp_path):
+    from streamexport.zipcheck import check_zip
+    path = save_layers(tmp_path, count=3)
+    records = data_records(path)
+    _, offset, size = records[1]
+    check = check_zip(str(path), defer_data=True)
+    assert check.claim(offset, size - 4) is None            # not the whole record
+    assert check.claim(offset + 4, size - 4) is None        # no record starts there
+    assert check.claim(offset, size) is not None
+    assert check.claim(offset, size) is None                # claimed already
+    assert check.error() is None       # the unfed claim and the other records, checked here
+    _, offset, size = records[0]
+    assert check.claim(offset, size) is None                # a thread has taken it
+
+
+def test_tensors_that_share_or_part_a_storage_leave_it_to_the_check_thread(tmp_path, claims):
+    base = torch.arange(4000, dtype=torch.float32)
+    path = tmp_path / "model.pt"
+    # tied weights (one storage, two whole tensors) and a view of part of a storage, which
+    # torch.save writes whole
+    torch.save({"a": base, "b": base, "part": torch.arange(3000.0)[1000:2000]}, path)
+    records = data_records(path)
+    streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
+    assert len(claims) == 1 and len(records) == 2           # "a" or "b", never "part"
+    claims.clear()
+    part = next(record for record in records if record[2] == 3000 * 4)
+    name, offset, size = part
+    corrupt(path, offset + 10, b"\xff")                       # outside the part exported
+    with pytest.raises(CheckpointError, match=name):
+        streamexport.export(str(path), str(tmp_path / "again.json"), threads=2)
+
+
+def test_a_nan_bit_flip_in_a_claimed_record_is_reported_as_the_corruption_it_is(tmp_path,
+                                                                              claims):
+    path = save_layers(tmp_path)
+    name, offset, _ = data_records(path)[0]
+    corrupt(path, offset + 4 * 7, struct.pack("<I", 0x7FC00000))   # element 7 becomes NaN
+    with pytest.raises(CheckpointError) as raised:
+        streamexport.export(str(path), str(tmp_path / "out.json"), threads=2)
+    assert str(raised.value) == f"{path}: corrupt zip archive: record {name} fails its CRC-32 check"
+    assert name in claims          # stopped before its bytes were fed: checked when waited for
+    assert leftovers(tmp_path) == []

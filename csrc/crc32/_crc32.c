@@ -47,6 +47,26 @@ static PyObject *crc32(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLong(value);
 }
 
+PyDoc_STRVAR(combine_doc,
+"combine(crc_a, crc_b, length_b, /) -> int\n\n"
+"The CRC-32 of a + b from crc32(a), crc32(b) and len(b), without b's bytes.");
+
+static PyObject *combine(PyObject *self, PyObject *args)
+{
+    unsigned long long crc_a, crc_b;
+    PyObject *length_obj;
+    if (!PyArg_ParseTuple(args, "KKO:combine", &crc_a, &crc_b, &length_obj))
+        return NULL;
+    unsigned long long length_b = PyLong_AsUnsignedLongLong(length_obj);  /* < 0: OverflowError */
+    if (length_b == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (crc_a > 0xffffffffULL || crc_b > 0xffffffffULL) {
+        PyErr_SetString(PyExc_ValueError, "combine: a CRC-32 is below 2**32");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(se_crc32_combine((uint32_t)crc_a, (uint32_t)crc_b, length_b));
+}
+
 PyDoc_STRVAR(implementation_doc,
 "implementation() -> str\n\n"
 "The path crc32 takes: 'vpclmulqdq', 'pclmulqdq' or 'table'.");
@@ -82,6 +102,7 @@ static PyObject *set_implementation(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"crc32", crc32, METH_VARARGS, crc32_doc},
+    {"combine", combine, METH_VARARGS, combine_doc},
     {"implementation", implementation, METH_NOARGS, implementation_doc},
     {"_set_implementation", set_implementation, METH_O, set_implementation_doc},
     {NULL, NULL, 0, NULL},

@@ -84,3 +84,38 @@ uint32_t se_crc32(uint32_t crc, const void *data, size_t n)
         return se_crc32_by_table(crc, p, n);
     }
 }
+
+/* Combining. A CRC is the remainder mod P of the message's polynomial (with the pre- and
+ * post-conditioning, which cancel out here): crc(A B) = crc(A) x^(8 |B|) + crc(B) mod P over
+ * GF(2). Polynomials are held as the CRC holds them, reflected: bit 31 is x^0, bit 0 x^31. */
+#define SE_CRC32_POLY 0xedb88320u  /* P without its x^32 term, reflected */
+
+/* a * b mod P: b x^i for each power x^i present in a, from x^0 up, b stepping by x. */
+static uint32_t multiply_mod_p(uint32_t a, uint32_t b)
+{
+    uint32_t product = 0;
+    for (int i = 0; i < 32; i++) {
+        if (a & (0x80000000u >> i))
+            product ^= b;
+        b = (b >> 1) ^ ((b & 1) ? SE_CRC32_POLY : 0);  /* times x: x^31's term wraps to P */
+    }
+    return product;
+}
+
+/* x^(8 n) mod P, by squaring x^8 along the bits of n. */
+static uint32_t x_to_8n_mod_p(uint64_t n)
+{
+    uint32_t result = 0x80000000u;  /* 1 */
+    uint32_t power = 0x00800000u;   /* x^8 */
+    for (; n != 0; n >>= 1) {
+        if (n & 1)
+            result = multiply_mod_p(result, power);
+        power = multiply_mod_p(power, power);
+    }
+    return result;
+}
+
+uint32_t se_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b)
+{
+    return multiply_mod_p(x_to_8n_mod_p(length_b), crc_a) ^ crc_b;
+}
