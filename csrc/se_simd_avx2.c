@@ -37,7 +37,11 @@ SE_AVX2 static inline v4 and(v4 a, v4 b) { return _mm256_and_si256(a, b); }
 SE_AVX2 static inline v4 or(v4 a, v4 b) { return _mm256_or_si256(a, b); }
 SE_AVX2 static inline v4 mul32(v4 a, v4 b) { return _mm256_mul_epu32(a, b); }  /* low halves */
 SE_AVX2 static inline v4 gt(v4 a, v4 b) { return _mm256_cmpgt_epi64(a, b); }   /* all ones */
-SE_AVX2 static inline v4 le(v4 a, v4 b) { return _mm256_xor_si256(gt(a, b), c64(~0ULL)); }
+/* a <= b as b + 1 > a (lanes below 2**60), not as the complement of a > b: GCC 12 with
+ * AVX-512VL enabled (-march=native on an AVX-512 CPU) turns a blend on a complemented mask
+ * into a blend on the uncomplemented one with its inputs left in place, so every choice
+ * went the wrong way. */
+SE_AVX2 static inline v4 le(v4 a, v4 b) { return gt(add(b, c64(1)), a); }
 SE_AVX2 static inline v4 is_zero(v4 a) { return _mm256_cmpeq_epi64(a, _mm256_setzero_si256()); }
 SE_AVX2 static inline v4 pick(v4 mask, v4 yes, v4 no) { return _mm256_blendv_epi8(no, yes, mask); }
 
