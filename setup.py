@@ -23,8 +23,13 @@ def _flag(name):
 
 
 def _compile_args():
-    args = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-    link = []
+    # IEEE arithmetic whatever CFLAGS says (these come after it): the digit kernels rely on
+    # exact float64 steps, each rounded on its own (no fused multiply-add, which clang
+    # allows by default), and a -ffast-math link adds a constructor that sets the whole
+    # process to flush subnormals to zero, numpy's and Python's floats included.
+    args = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-fast-math",
+            "-ffp-contract=off"]
+    link = ["-fno-fast-math"]
     if _flag("STREAMEXPORT_DEBUG"):
         args += ["-O0", "-g"]
     else:
