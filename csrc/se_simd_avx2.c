@@ -43,7 +43,14 @@ SE_AVX2 static inline v4 gt(v4 a, v4 b) { return _mm256_cmpgt_epi64(a, b); }   /
  * went the wrong way. */
 SE_AVX2 static inline v4 le(v4 a, v4 b) { return gt(add(b, c64(1)), a); }
 SE_AVX2 static inline v4 is_zero(v4 a) { return _mm256_cmpeq_epi64(a, _mm256_setzero_si256()); }
-SE_AVX2 static inline v4 pick(v4 mask, v4 yes, v4 no) { return _mm256_blendv_epi8(no, yes, mask); }
+/* mask ? yes : no, lane by lane, for masks of all ones or zeros. By the sign of each 64-bit
+ * lane (blendvpd), not of each byte: GCC 12 built with -funsigned-char folds
+ * _mm256_blendv_epi8 on a byte's "sign" as if it were unsigned, to `no` always. */
+SE_AVX2 static inline v4 pick(v4 mask, v4 yes, v4 no)
+{
+    return _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(no), _mm256_castsi256_pd(yes),
+                                                _mm256_castsi256_pd(mask)));
+}
 
 /* x mod 10 for x < 2**58 (se_simd.c's mod10). */
 SE_AVX2 static inline v4 mod10(v4 x)
