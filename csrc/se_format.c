@@ -230,7 +230,9 @@ se_status se_format_chunk(const se_chunk *chunk, const void *data, char *out, si
         return st;
     if (capacity < needed)
         return SE_ERR_BUFFER;
-    se_chunk_check(chunk, &total);
+    st = se_chunk_check(chunk, &total);  /* passed inside se_chunk_capacity: sets total */
+    if (st != SE_OK)
+        return st;
     se_run_options options;
     options.nonfinite = chunk->nonfinite;
     options.lut = se_lut_get(chunk->dtype, chunk->float_format);
