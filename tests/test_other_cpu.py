@@ -1,13 +1,14 @@
-"""The C core on another kind of CPU: aarch64 (ARM servers, Graviton, Apple silicon under
-Linux), where no vector path is compiled and char is unsigned.
+"""The C core on other kinds of CPU, where no vector path is compiled: aarch64 (ARM servers,
+Graviton, Apple silicon under Linux; char is unsigned there) and s390x (IBM Z, big-endian).
 
 Built with a cross compiler and run under qemu-user, it must give the bytes that this
 machine's build gives -- which the other tests check against repr -- for every 16- and
 8-bit pattern, for random float32 and float64 bit patterns and weights in both modes, for
-the integer dtypes, and the same CRC-32s, whole and combined from pieces.
+the integer dtypes, and the same CRC-32s, whole and combined from pieces. A big-endian
+machine reads the elements in its own byte order, so it gets them byte-swapped.
 
-Runs where aarch64-linux-gnu-gcc and qemu-aarch64 are installed (Debian's
-gcc-aarch64-linux-gnu and qemu-user); skipped elsewhere, CI among them.
+Each target runs where its cross compiler and qemu are installed (Debian's
+gcc-aarch64-linux-gnu, gcc-s390x-linux-gnu and qemu-user); skipped elsewhere.
 """
 import glob
 import os
@@ -19,11 +20,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
-CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
+# target -> (cross compiler, qemu-user program, byte order)
+TARGETS = {"aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64", "little"),
+           "s390x": ("s390x-linux-gnu-gcc", "qemu-s390x", "big")}
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which(CROSS_CC) and shutil.which(QEMU) and os.path.isdir(CSRC)),
-    reason=f"needs {CROSS_CC} and {QEMU} (and a source checkout)")
+pytestmark = pytest.mark.skipif(not os.path.isdir(CSRC), reason="needs a source checkout")
 
 
 def _c_core_sources():
@@ -34,21 +35,30 @@ def _c_core_sources():
 
 
 @pytest.fixture(scope="module")
-def programs(tmp_path_factory):
-    """{"here": this machine's build, "aarch64": the cross build} of tests/c/format_file.c,
-    each a command prefix."""
+def build(tmp_path_factory):
+    """build(name) -> the command that runs tests/c/format_file.c built for target `name`
+    ("here": this machine, with $CC or cc), built once; skips where the tools are absent."""
     out = tmp_path_factory.mktemp("other_cpu")
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
              f"-I{CSRC}", f"-I{os.path.join(CSRC, 'crc32')}"]
     built = {}
-    for name, compiler, extra in (("here", os.environ.get("CC", "cc"), []),
-                                  ("aarch64", CROSS_CC, ["-static"])):
-        binary = str(out / f"format_file_{name}")
-        result = subprocess.run([compiler, *flags, *extra, *_c_core_sources(), "-o", binary],
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"{compiler}:\n{result.stderr}"
-        built[name] = [binary] if name == "here" else [QEMU, binary]
-    return built
+
+    def command(name):
+        if name not in built:
+            if name == "here":
+                compiler, qemu, extra = os.environ.get("CC", "cc"), None, []
+            else:
+                compiler, qemu, _ = TARGETS[name]
+                extra = ["-static"]
+                if not (shutil.which(compiler) and shutil.which(qemu)):
+                    pytest.skip(f"needs {compiler} and {qemu}")
+            binary = str(out / f"format_file_{name}")
+            result = subprocess.run([compiler, *flags, *extra, *_c_core_sources(), "-o", binary],
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, f"{compiler}:\n{result.stderr}"
+            built[name] = [binary] if qemu is None else [qemu, binary]
+        return built[name]
+    return command
 
 
 def _inputs():
@@ -74,13 +84,18 @@ def _inputs():
 CASES = _inputs()
 
 
+@pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("dtype, float_format, data", CASES,
                          ids=[f"{d}-{f}-{i}" for i, (d, f, _) in enumerate(CASES)])
-def test_aarch64_build_gives_the_same_bytes(programs, tmp_path, dtype, float_format, data):
-    path = tmp_path / "elements.bin"
-    data.tofile(path)
+def test_other_cpu_gives_the_same_bytes(build, tmp_path, target, dtype, float_format, data):
+    there = build(target)
+    here = build("here")
+    swapped = TARGETS[target][2] == "big" and dtype != "crc32"
     outputs = {}
-    for name, command in programs.items():
+    for name, command, elements in (("here", here, data),
+                                    (target, there, data.byteswap() if swapped else data)):
+        path = tmp_path / f"{name}.bin"
+        elements.tofile(path)
         result = subprocess.run([*command, dtype, float_format, str(path)], capture_output=True,
                                 timeout=600)
         assert result.returncode == 0, (name, result.stderr)
@@ -95,4 +110,4 @@ def test_aarch64_build_gives_the_same_bytes(programs, tmp_path, dtype, float_for
         size = data.nbytes
         cuts = len(range(0, size + 1, size // 5 + 7))      # format_file.c's print_crc
         assert outputs["here"].decode().split() == [f"{zlib.crc32(data.tobytes()):08x}"] * (1 + cuts)
-    assert outputs["aarch64"] == outputs["here"]
+    assert outputs[target] == outputs["here"]
