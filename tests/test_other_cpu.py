@@ -39,7 +39,7 @@ def build(tmp_path_factory):
     """build(name) -> the command that runs tests/c/format_file.c built for target `name`
     ("here": this machine, with $CC or cc), built once; skips where the tools are absent."""
     out = tmp_path_factory.mktemp("other_cpu")
-    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
              f"-I{CSRC}", f"-I{os.path.join(CSRC, 'crc32')}"]
     built = {}
 
