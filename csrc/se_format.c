@@ -46,6 +46,9 @@ static size_t token_max(se_dtype dtype)
     case SE_INT64: return 20;  /* -9223372036854775808 */
     case SE_UINT8: return 3;
     case SE_BOOL: return 5;    /* false */
+    case SE_UINT16: return 5;
+    case SE_UINT32: return 10; /* 4294967295 */
+    case SE_UINT64: return 20; /* 18446744073709551615 */
     default: return SE_FLOAT_TOKEN_MAX;
     }
 }

@@ -36,6 +36,15 @@ INTEGER_WRITER(put_i16, int16_t)
 INTEGER_WRITER(put_i32, int32_t)
 INTEGER_WRITER(put_i64, int64_t)
 INTEGER_WRITER(put_u8, uint8_t)
+INTEGER_WRITER(put_u16, uint16_t)
+INTEGER_WRITER(put_u32, uint32_t)
+
+static inline size_t put_u64(char *p, const unsigned char *src, const se_run_options *o)
+{
+    uint64_t v;
+    memcpy(&v, src, sizeof v);
+    return se_write_u64(p, v);
+}
 
 static inline size_t put_bool(char *p, const unsigned char *src, const se_run_options *o)
 {
@@ -72,6 +81,9 @@ RUN_WRITER(run_i16, 2, put_i16)
 RUN_WRITER(run_i32, 4, put_i32)
 RUN_WRITER(run_i64, 8, put_i64)
 RUN_WRITER(run_u8, 1, put_u8)
+RUN_WRITER(run_u16, 2, put_u16)
+RUN_WRITER(run_u32, 4, put_u32)
+RUN_WRITER(run_u64, 8, put_u64)
 RUN_WRITER(run_bool, 1, put_bool)
 
 /* The float dtypes: the bits are classified here, so that the finite path is the
@@ -281,6 +293,9 @@ se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
     case SE_INT32: return run_i32;
     case SE_INT64: return run_i64;
     case SE_UINT8: return run_u8;
+    case SE_UINT16: return run_u16;
+    case SE_UINT32: return run_u32;
+    case SE_UINT64: return run_u64;
     case SE_BOOL: return run_bool;
     default: return run_bool;  /* unreachable: dtypes come from se_dtype_from_name */
     }

@@ -45,7 +45,7 @@ from .dtypes import DTYPES, FLOAT_FORMATS, ITEMSIZE, NONFINITE_POLICIES  # noqa:
 # or IEEE binary32/binary64 the platform already decodes; the others are read as bit patterns.
 _STRUCT = {
     "float64": "d", "float32": "f", "int8": "b", "int16": "h", "int32": "i", "int64": "q",
-    "uint8": "B", "bool": "B",
+    "uint8": "B", "bool": "B", "uint16": "H", "uint32": "I", "uint64": "Q",
 }
 _BITS_STRUCT = {"float64": "Q", "float32": "I", "float16": "H", "bfloat16": "H",
                 "float8_e4m3fn": "B", "float8_e5m2": "B"}

@@ -31,18 +31,18 @@ from .errors import CheckpointError, UnsupportedTensorError
 # safetensors' own limit on the header (100 MB); a larger length is a lie or an attack.
 MAX_HEADER = 100_000_000
 
-# safetensors dtype -> (torch dtype attribute, itemsize, formatter dtype or None)
+# safetensors dtype -> (torch dtype attribute, itemsize)
 DTYPES = {
     "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2),
     "BF16": ("bfloat16", 2), "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2),
     "I8": ("int8", 1), "U8": ("uint8", 1), "BOOL": ("bool", 1),
     "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
-    # known to safetensors; refused as unsupported by the formatter (no JSON form here)
     "U16": ("uint16", 2), "U32": ("uint32", 4), "U64": ("uint64", 8),
+    # known to safetensors; refused as unsupported by the formatter (no JSON form here)
     "C64": ("complex64", 8), "F8_E8M0": ("float8_e8m0fnu", 1),
 }
 SUPPORTED = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL",
-             "F8_E4M3", "F8_E5M2"}
+             "F8_E4M3", "F8_E5M2", "U16", "U32", "U64"}
 SUB_BYTE = {"F4", "F6_E2M3", "F6_E3M2"}
 
 

@@ -22,7 +22,8 @@ _FLOAT_FORMATS = {
 _INT_RANGES = {
     "int8": (-(1 << 7), (1 << 7) - 1), "int16": (-(1 << 15), (1 << 15) - 1),
     "int32": (-(1 << 31), (1 << 31) - 1), "int64": (-(1 << 63), (1 << 63) - 1),
-    "uint8": (0, 255),
+    "uint8": (0, 255), "uint16": (0, (1 << 16) - 1), "uint32": (0, (1 << 32) - 1),
+    "uint64": (0, (1 << 64) - 1),
 }
 _KINDS = dict({name: "float" for name in _FLOAT_FORMATS},
               **{name: "int" for name in _INT_RANGES}, bool="bool")
@@ -110,12 +111,13 @@ def _float8_table(dtype):
 
 
 def widen(buffer, dtype):
-    """A formatter buffer (``tensors.as_buffer``) as float64 / int64 / bool for comparison."""
+    """A formatter buffer (``tensors.as_buffer``) as float64 / int64 (uint64 for uint64) /
+    bool for comparison."""
     kind = _KINDS[dtype]
     if kind == "bool":
         return buffer.astype(np.bool_)
     if kind == "int":
-        return buffer.astype(np.int64)
+        return buffer.astype(np.uint64 if dtype == "uint64" else np.int64)
     if dtype == "float64":
         return buffer
     if dtype in ("float32", "float16"):

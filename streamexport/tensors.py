@@ -29,7 +29,8 @@ _FORMATTER_DTYPE = {
     torch.uint8: "uint8",
     torch.bool: "bool",
 }
-for _name in ("float8_e4m3fn", "float8_e5m2"):
+# torch has had the unsigned 16/32/64-bit dtypes (and numpy views of them) since 2.3
+for _name in ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"):
     if hasattr(torch, _name):
         _FORMATTER_DTYPE[getattr(torch, _name)] = _name
 

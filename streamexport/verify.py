@@ -64,8 +64,13 @@ _S, _E, _N, _B = "start_array", "end_array", "number", "boolean"
 _U64 = np.uint64
 
 _TORCH_NAMES = {f"torch.{name}": name for name in _KINDS}
-# per element kind: take_values's letter and the array its values go to
+# per element kind: take_values's letter and the array its values go to (uint64's values,
+# beyond int64, go to their own: _value_array)
 _VALUE_ARRAYS = {"float": ("f", np.float64), "int": ("i", np.int64), "bool": ("b", np.bool_)}
+
+
+def _value_array(dtype):
+    return ("u", np.uint64) if dtype == "uint64" else _VALUE_ARRAYS[_KINDS[dtype]]
 _FLOAT_MODES = ("exact", "shortest")
 
 
@@ -221,6 +226,7 @@ class _EventSource:
         self._stream = stream
         self._done = False
         self._error = None
+        self.integer_overflow = False
 
     def _fill(self):
         if self._position:
@@ -236,6 +242,9 @@ class _EventSource:
         except Exception as error:  # ijson's JSONError, or a slow backend's ValueError
             self._done = True
             self._error = error
+            # yajl keeps integers in a C long long: a uint64 element >= 2**63 is valid JSON
+            # that only a bignum-reading backend takes (see verify())
+            self.integer_overflow = "integer overflow" in str(error)
 
     def _read_ahead(self, count):
         """Parse until ``count`` events are waiting, or the file (or its valid part) ends."""
@@ -278,7 +287,7 @@ class _Spec:
         self.first_failure = None       # under all_failures: the first wrong element's line
         self.bad_elements = 0
         self.elem = _B if self.kind == "bool" else _N
-        self.values_kind, self.values_dtype = _VALUE_ARRAYS[self.kind]
+        self.values_kind, self.values_dtype = _value_array(dtype)
         n = len(self.shape)
         self.events = [1] * (n + 1)       # events of one block at level k (dims k..n-1)
         self.elements = [1] * (n + 1)     # elements of one block at level k
@@ -404,6 +413,11 @@ class _Verifier:
         self.report.failures.append(message)
         if not self.all_failures:
             raise _Stop()
+
+    @property
+    def integer_overflow(self):
+        """Whether the parser stopped at an integer beyond its range (yajl: a C long long)."""
+        return self._events is not None and self._events.integer_overflow
 
     def fatal(self, message):
         self.readable = False
@@ -739,9 +753,10 @@ class _Verifier:
                 self.skip_checkpoint(spec, len(values))
                 return
             try:
-                got = np.array(values, dtype=np.int64)
+                got = np.array(values, dtype=spec.values_dtype)
             except OverflowError:
-                self.unconvertible(spec, values, flat, np.int64, "is outside the range of int64")
+                self.unconvertible(spec, values, flat, spec.values_dtype,
+                                   f"is outside the range of torch.{spec.dtype}")
                 return
         else:
             got = np.fromiter(map(_VALUE, elements), np.bool_, len(elements))
@@ -764,8 +779,8 @@ class _Verifier:
             want = spec.cursor.take(len(got))
             bad = got != want
             reason = None
-        elif spec.dtype == "int64":
-            return
+        elif spec.dtype in ("int64", "uint64"):
+            return                      # the array's own range, checked as it was made
         else:
             low, high = _INT_RANGES[spec.dtype]
             want = None
@@ -1145,8 +1160,29 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
     if float_format is not None and float_format not in _FLOAT_MODES:
         raise ValueError(f"float_format must be 'exact' or 'shortest', not {float_format!r}")
     started = time.perf_counter()
-    report = VerifyReport(path, against)
+    options = dict(against=against, key=key, keep_prefix=keep_prefix,
+                   strip_prefixes=strip_prefixes, float_format=float_format,
+                   all_failures=all_failures, chunk_elements=chunk_elements)
     backend = _load_backend(allow_slow_backend)
+    report, overflowed = _verify_with(backend, path, **options)
+    if overflowed and backend is not _python_backend():
+        # Only uint64 elements >= 2**63 (or a broken file) get here: read it all again with
+        # ijson's pure-Python backend, ~40x slower, whose integers have no limit.
+        report, _ = _verify_with(_python_backend(), path, **options)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _python_backend():
+    import ijson.backends.python
+    return ijson.backends.python
+
+
+def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, float_format,
+                 all_failures, chunk_elements):
+    """One reading of the export with ``backend``: (report, whether the parser stopped at an
+    integer too large for it)."""
+    report = VerifyReport(path, against)
     report.backend = backend.__name__.rsplit(".", 1)[-1]
     path = os.fspath(path)
     try:
@@ -1184,5 +1220,4 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
     report.float_format = verifier.mode
     if verifier.mode is None and verifier.narrow_floats:
         report.float_format = "exact"     # every narrow float was its widened element
-    report.seconds = time.perf_counter() - started
-    return report
+    return report, verifier.integer_overflow

@@ -108,6 +108,9 @@ INT_EDGES = {
     "int32": [-2 ** 31, 2 ** 31 - 1, 0, -1, 1],
     "int64": [-2 ** 63, 2 ** 63 - 1, 0, -1, 1, 2 ** 53 + 1],
     "uint8": [0, 255, 1, 128, 127],
+    "uint16": [0, 2 ** 16 - 1, 1, 2 ** 15, 2 ** 15 - 1],
+    "uint32": [0, 2 ** 32 - 1, 1, 2 ** 31, 2 ** 31 - 1],
+    "uint64": [0, 2 ** 64 - 1, 1, 2 ** 63, 2 ** 63 - 1, 10 ** 19, 10 ** 19 - 1],
 }
 
 
@@ -117,6 +120,22 @@ def test_integers_at_their_limits(format_chunk, dtype, float_format):
     t = torch.tensor(INT_EDGES[dtype], dtype=TORCH_DTYPE[dtype])
     assert whole(format_chunk, t, float_format=float_format) == dumps(t)
     assert dumps(t) == ("[" + ",".join(map(str, INT_EDGES[dtype])) + "]").encode()
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "uint32", "uint16"])
+def test_integers_at_every_digit_count_and_at_random(format_chunk, dtype):
+    # 10**k - 1 and 10**k for every k the dtype holds (the digit count changes there; uint64's
+    # 20-digit numbers, from 10**19, are the only ones no signed dtype has), and random values
+    # of every magnitude.
+    info = np.iinfo(dtype)
+    edges = [v for k in range(21) for v in (10 ** k - 1, 10 ** k, -10 ** k, 1 - 10 ** k)
+             if info.min <= v <= info.max]
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2 ** 64, 50_000, dtype=np.uint64) >> rng.integers(
+        0, 64, 50_000, dtype=np.uint64)
+    values = np.concatenate([np.array(edges, dtype=dtype), bits.astype(dtype)])
+    expected = ("[" + ",".join(map(str, values.tolist())) + "]").encode()
+    assert format_chunk(values, dtype, values.shape, 0, values.size) == expected
 
 
 @pytest.mark.parametrize("float_format", ["exact", "shortest"])

@@ -87,7 +87,7 @@ def calls(draw):
     elif fault == "negative_dim":
         shape = shape + (-draw(st.integers(1, 3)),)
     elif fault == "dtype":
-        dtype = draw(st.sampled_from(["complex64", "float", "int", "uint16", "", "FLOAT32"]))
+        dtype = draw(st.sampled_from(["complex64", "float", "int", "uint128", "", "FLOAT32"]))
     elif fault == "policy":
         kwargs["nonfinite"] = draw(st.sampled_from(["ignore", "NULL", "", "allow"]))
     elif fault == "float_format":

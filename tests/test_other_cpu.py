@@ -77,7 +77,8 @@ def _inputs():
                   ("float64", float_format, bits64)]
     cases += [("int8", "exact", all8), ("uint8", "exact", all8), ("bool", "exact", all8 % 2),
               ("int16", "exact", all16), ("int32", "exact", bits32),
-              ("int64", "exact", bits64), ("crc32", "-", bits64)]
+              ("int64", "exact", bits64), ("uint16", "exact", all16), ("uint32", "exact", bits32),
+              ("uint64", "exact", bits64), ("crc32", "-", bits64)]
     return cases
 
 

@@ -259,15 +259,23 @@ def test_strict_refuses_non_tensor_entries_by_name(tmp_path):
 # ---- tensors ------------------------------------------------------------------------
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int16,
-          torch.int32, torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn, torch.float8_e5m2]
+          torch.int32, torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn, torch.float8_e5m2,
+          torch.uint16, torch.uint32, torch.uint64]
+UNSIGNED = (torch.uint8, torch.uint16, torch.uint32, torch.uint64)
+
+
+def random_of(dtype, *shape, scale):
+    """Normal values times ``scale`` as ``dtype`` (their magnitudes for an unsigned one: a
+    negative float's conversion to an unsigned integer is undefined)."""
+    base = torch.randn(*shape) * scale
+    return (base.abs() if dtype in UNSIGNED else base).to(dtype)
 
 
 def every_dtype():
     torch.manual_seed(1)
     state = {}
     for dtype in DTYPES:
-        base = torch.randn(3, 5) * 10
-        state[str(dtype).split(".")[1]] = base.to(dtype)
+        state[str(dtype).split(".")[1]] = random_of(dtype, 3, 5, scale=10)
     state["scalar"] = torch.tensor(2.5)
     state["empty"] = torch.zeros(2, 0)
     state["transposed"] = torch.arange(12.0).reshape(3, 4).t()
@@ -518,7 +526,7 @@ ST_DTYPES = [d for d in DTYPES]
 
 def st_state():
     torch.manual_seed(5)
-    state = {f"module.{str(d).split('.')[1]}": (torch.randn(4, 3) * 8).to(d) for d in ST_DTYPES}
+    state = {f"module.{str(d).split('.')[1]}": random_of(d, 4, 3, scale=8) for d in ST_DTYPES}
     state["module.scalar"] = torch.tensor(-0.5, dtype=torch.float64)
     state["module.empty"] = torch.zeros(0, 5)
     state["module.long_row"] = torch.arange(1000, dtype=torch.int64)
@@ -584,7 +592,7 @@ def test_safetensors_key_option_is_a_layout_error(tmp_path):
 
 def test_safetensors_unsupported_dtype_is_refused_unless_excluded(tmp_path):
     path = tmp_path / "u.safetensors"
-    safetensors_torch.save_file({"ok": torch.ones(2), "idx": torch.arange(3).to(torch.uint16)},
+    safetensors_torch.save_file({"ok": torch.ones(2), "idx": torch.ones(3, dtype=torch.complex64)},
                                 path)
     with pytest.raises(UnsupportedTensorError, match="idx") as info:
         opened(path)

@@ -198,10 +198,59 @@ def test_integer_tokens_in_a_float_tensor_are_numbers(files):
 
 
 def test_integer_beyond_int64(files):
-    # yajl itself refuses it (with use_float, ijson leaves integers to yajl)
+    # yajl refuses it (with use_float, ijson leaves integers to yajl's long long); verify
+    # reads the file again with ijson's Python backend, which takes any integer
     path = edit(files, "ids", 6, lambda tok: b"99999999999999999999")
-    message = only_failure(verify(path, against=files["ckpt"]))
-    assert message.startswith('"ids"[1, 2]: invalid JSON: parse error: integer overflow'), message
+    report = verify(path, against=files["ckpt"])
+    assert only_failure(report) == \
+        '"ids"[1, 2]: 99999999999999999999 is outside the range of torch.int32'
+    assert report.backend == "python"
+
+
+@pytest.fixture(scope="module")
+def unsigned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unsigned")
+    state = {"u16": torch.tensor([0, 65535], dtype=torch.uint16),
+             "u32": torch.tensor([[1, 2**32 - 1]], dtype=torch.uint32),
+             "small": torch.tensor([0, 2**63 - 1], dtype=torch.uint64),
+             "u64": torch.tensor([2**64 - 1, 2**63, 10**19, 5], dtype=torch.uint64)}
+    checkpoint = root / "unsigned.pt"
+    torch.save(state, checkpoint)
+    good = root / "good.json"
+    good.write_bytes(reference_text(state))
+    return {"root": root, "ckpt": str(checkpoint), "good": str(good),
+            "text": good.read_bytes()}
+
+
+def test_unsigned_integers_up_to_uint64(unsigned):
+    for against in (None, unsigned["ckpt"]):
+        report = verify(unsigned["good"], against=against)
+        assert report.ok, report.failures
+        assert report.elements == 2 + 2 + 2 + 4
+        assert report.backend == "python"       # yajl stops at 2**63 (see above)
+    text = unsigned["text"]
+    for old, new, message in [
+            (b"18446744073709551615", b"18446744073709551614",
+             '"u64"[0]: 18446744073709551614, but the checkpoint has 18446744073709551615'),
+            (b"18446744073709551615", b"18446744073709551616",
+             '"u64"[0]: 18446744073709551616 is outside the range of torch.uint64'),
+            (b"[0,65535]", b"[0,65536]", '"u16"[1]: 65536 is outside the range of torch.uint16'),
+            (b"[0,65535]", b"[-1,65535]", '"u16"[0]: -1 is outside the range of torch.uint16'),
+            (b"[0,9223372036854775807]", b"[-1,9223372036854775807]",
+             '"small"[0]: -1 is outside the range of torch.uint64')]:
+        assert text.count(old) == 1
+        path = unsigned["root"] / "bad.json"
+        path.write_bytes(text.replace(old, new))
+        against = unsigned["ckpt"] if "checkpoint" in message else None
+        assert only_failure(verify(str(path), against=against)) == message
+
+
+def test_uint64_below_2_63_stays_with_yajl(unsigned):
+    state = {"small": torch.tensor([0, 2**63 - 1], dtype=torch.uint64)}
+    path = unsigned["root"] / "small.json"
+    path.write_bytes(reference_text(state))
+    report = verify(str(path))
+    assert report.ok and report.backend == "yajl2_c"
 
 
 # ---- each corruption of issue 4 is caught, with key and index ------------------------------
@@ -650,9 +699,9 @@ def test_unreadable_checkpoint_is_an_error(files):
 
 # ---- the C loop over a group's events (streamexport._verify_events) ------------------------
 
-def _events(text):
+def _events(text, use_float=True):
     import ijson
-    return list(ijson.get_backend("yajl2_c").basic_parse(text, use_float=True))
+    return list(ijson.get_backend("yajl2_c").basic_parse(text, use_float=use_float))
 
 
 @pytest.fixture
@@ -681,6 +730,10 @@ def test_take_values_fills_the_elements_in_order(take_values):
     ints, bools = np.zeros(2, np.int64), np.zeros(3, np.bool_)
     assert take_values(_events(b'[-9223372036854775807,5]'), 0, b"[vv]", "i", ints)
     assert ints.tolist() == [1 - (1 << 63), 5]
+    unsigned = np.zeros(2, np.uint64)
+    assert take_values(_events(b'[18446744073709551615,5]', use_float=False), 0, b"[vv]", "u",
+                       unsigned)
+    assert unsigned.tolist() == [(1 << 64) - 1, 5]
     assert take_values(_events(b'[true,false,true]'), 0, b"[vvv]", "b", bools)
     assert bools.tolist() == [True, False, True]
     # a run in the middle of the list
@@ -694,13 +747,16 @@ def test_take_values_fills_the_elements_in_order(take_values):
     (b'[1.5,true]', b"[vv]", "f"),             # a bool where a number is expected
     (b'[1.5,2]', b"[vv]", "f"),                # an int token in a float tensor
     (b'[1,2.5]', b"[vv]", "i"),                # a float token in an int tensor
+    (b'[1,2.5]', b"[vv]", "u"),                # the same in a uint64 tensor
+    (b'[1,-2]', b"[vv]", "u"),                 # a negative integer in a uint64 tensor
     (b'[1,0]', b"[vv]", "b"),                  # numbers in a bool tensor
     (b'[[1.5]]', b"[v]", "f"),                 # an array where an element is expected
     (b'{"a":1.5}', b"[v]", "f"),               # an object
 ])
 def test_take_values_says_no_to_anything_unusual(take_values, text, letters, kind):
     events = _events(text)
-    out = np.zeros(letters.count(b"v"), {"f": np.float64, "i": np.int64, "b": np.bool_}[kind])
+    out = np.zeros(letters.count(b"v"),
+                   {"f": np.float64, "i": np.int64, "u": np.uint64, "b": np.bool_}[kind])
     assert take_values(events, 0, letters, kind, out) is False
 
 
@@ -715,6 +771,8 @@ def test_take_values_says_no_to_events_that_are_not_ijsons(take_values):
                        b"[v]", "f", out) is False
     beyond_int64 = [("start_array", None), ("number", 1 << 63), ("end_array", None)]
     assert take_values(beyond_int64, 0, b"[v]", "i", np.zeros(1, np.int64)) is False
+    beyond_uint64 = [("start_array", None), ("number", 1 << 64), ("end_array", None)]
+    assert take_values(beyond_uint64, 0, b"[v]", "u", np.zeros(1, np.uint64)) is False
     assert take_values(_events(b"[1.5]"), -1, b"[v]", "f", out) is False
     assert take_values(_events(b"[1.5]"), 1, b"[v]", "f", out) is False
 

@@ -5,8 +5,9 @@
  * take_values checks a run against its template and copies the elements' values into a
  * numpy buffer, so that Python makes one call per group of events instead of touching every
  * event. It only says yes or no: on anything unexpected (a name that differs, a float token
- * in an integer tensor, an integer token in a float tensor, an integer beyond int64) it
- * returns False, and verify's Python path re-reads the same group and words the failure.
+ * in an integer tensor, an integer token in a float tensor, an integer beyond int64 or,
+ * for uint64, outside [0, 2**64)) it returns False, and verify's Python path re-reads the
+ * same group and words the failure.
  * So this file decides nothing that the Python path does not decide the same way.
  *
  * Separate from streamexport._speedups (the formatter's glue): this one reads Python
@@ -35,6 +36,17 @@ static int store_value(PyObject *value, char kind, char *out, Py_ssize_t index)
             return -1;
         }
         ((int64_t *)out)[index] = (int64_t)v;
+        return 0;
+    }
+    if (kind == 'u') {
+        if (!PyLong_CheckExact(value))
+            return -1;
+        unsigned long long v = PyLong_AsUnsignedLongLong(value);  /* negative: an error */
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        ((uint64_t *)out)[index] = (uint64_t)v;
         return 0;
     }
     if (value != Py_True && value != Py_False)     /* kind 'b' */
@@ -68,8 +80,9 @@ PyDoc_STRVAR(take_values_doc,
 "Whether events[start:start + len(template)] have the names that the letters of\n"
 "``template`` (bytes) stand for, '[' start_array, ']' end_array, 'v' an element (named\n"
 "boolean for kind 'b', else number), and every element's value is of ``kind``: 'f' a float,\n"
-"'i' an int within int64, 'b' a bool. When they do, the elements' values are written in\n"
-"order into ``out`` (a writable buffer of float64, int64 or one-byte bools), which must hold\n"
+"'i' an int within int64, 'u' an int within uint64, 'b' a bool. When they do, the elements'\n"
+"values are written in order into ``out`` (a writable buffer of float64, int64, uint64 or\n"
+"one-byte bools), which must hold\n"
 "exactly as many values as ``template`` has 'v's. False when ``events`` ends early.");
 
 static PyObject *take_values(PyObject *self, PyObject *args)
@@ -82,9 +95,9 @@ static PyObject *take_values(PyObject *self, PyObject *args)
                           &out))
         return NULL;
     Py_ssize_t itemsize = kind == 'b' ? 1 : 8;
-    if ((kind != 'f' && kind != 'i' && kind != 'b') || out.len % itemsize != 0) {
-        PyErr_Format(PyExc_ValueError, "kind must be 'f', 'i' or 'b' with an output of whole "
-                     "items (8, 8, 1 bytes), not kind %d with %zd bytes", kind, out.len);
+    if ((kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') || out.len % itemsize != 0) {
+        PyErr_Format(PyExc_ValueError, "kind must be 'f', 'i', 'u' or 'b' with an output of "
+                     "whole items (8, 8, 8, 1 bytes), not kind %d with %zd bytes", kind, out.len);
         goto error;
     }
     const char *letters = template.buf;
