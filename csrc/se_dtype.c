@@ -6,9 +6,10 @@
 static const char *const dtype_names[SE_DTYPE_COUNT] = {
     "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
     "int8", "int16", "int32", "int64", "uint8", "bool",
-    "uint16", "uint32", "uint64",
+    "uint16", "uint32", "uint64", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
 };
-static const size_t dtype_sizes[SE_DTYPE_COUNT] = {8, 4, 2, 2, 1, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8};
+static const size_t dtype_sizes[SE_DTYPE_COUNT] = {8, 4, 2, 2, 1, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8,
+                                                   1, 1, 1};
 
 static int lookup(const char *name, const char *const *names, int count)
 {

@@ -287,7 +287,10 @@ se_run_writer se_run_writer_for(se_dtype dtype, se_float_format format)
     case SE_FLOAT16:
     case SE_BFLOAT16: return best(NULL, run_lut16_avx2, run_lut16);
     case SE_FLOAT8_E4M3FN:
-    case SE_FLOAT8_E5M2: return best(NULL, run_lut8_avx2, run_lut8);
+    case SE_FLOAT8_E5M2:
+    case SE_FLOAT8_E4M3FNUZ:
+    case SE_FLOAT8_E5M2FNUZ:
+    case SE_FLOAT8_E8M0FNU: return best(NULL, run_lut8_avx2, run_lut8);
     case SE_INT8: return run_i8;
     case SE_INT16: return run_i16;
     case SE_INT32: return run_i32;

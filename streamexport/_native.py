@@ -48,40 +48,51 @@ _STRUCT = {
     "uint8": "B", "bool": "B", "uint16": "H", "uint32": "I", "uint64": "Q",
 }
 _BITS_STRUCT = {"float64": "Q", "float32": "I", "float16": "H", "bfloat16": "H",
-                "float8_e4m3fn": "B", "float8_e5m2": "B"}
+                "float8_e4m3fn": "B", "float8_e5m2": "B", "float8_e4m3fnuz": "B",
+                "float8_e5m2fnuz": "B", "float8_e8m0fnu": "B"}
 
 MAX_ELEMENTS = 2 ** 63 - 1   # an element count must fit a signed 64-bit integer
 
 
 class FloatFormat:
-    """A binary floating-point format: sign bit, ``exponent_bits``, ``mantissa_bits``.
+    """A binary floating-point format: a sign bit, ``exponent_bits``, ``mantissa_bits``.
 
-    ``ieee``: the all-ones exponent holds infinities (mantissa 0) and NaNs (otherwise).
-    Not ``ieee`` (float8_e4m3fn, "fn" = finite): no infinities, only the all-ones
-    exponent-and-mantissa pattern is NaN; the rest of the top binade holds finite values.
+    ``rule`` says where the NaNs (and infinities) are:
+    * ``"ieee"``: the all-ones exponent holds infinities (mantissa 0) and NaNs (otherwise);
+    * ``"fn"`` ("finite": float8_e4m3fn, float8_e8m0fnu): no infinities, only the all-ones
+      exponent-and-mantissa pattern is NaN; the rest of the top binade holds finite values;
+    * ``"fnuz"`` ("finite, unsigned zero": float8_e4m3fnuz, float8_e5m2fnuz): no infinities
+      and no -0, whose pattern is the one NaN; their bias is one more than IEEE's.
+    ``signed=False`` (float8_e8m0fnu): no sign bit, and no zero or subnormals either: the
+    exponent field 0 is the lowest binade, 2**-bias.
     """
 
-    def __init__(self, name, exponent_bits, mantissa_bits, ieee):
+    def __init__(self, name, exponent_bits, mantissa_bits, rule, bias=None, signed=True):
         self.name = name
         self.exponent_bits = exponent_bits
         self.mantissa_bits = mantissa_bits
-        self.ieee = ieee
-        self.bias = 2 ** (exponent_bits - 1) - 1
-        self.width = 1 + exponent_bits + mantissa_bits
+        self.rule = rule
+        self.signed = signed
+        self.subnormals = signed          # only the unsigned e8m0 has none
+        self.bias = 2 ** (exponent_bits - 1) - 1 if bias is None else bias
+        self.width = int(signed) + exponent_bits + mantissa_bits
         self.exponent_all_ones = 2 ** exponent_bits - 1
         self.mantissa_all_ones = 2 ** mantissa_bits - 1
+        self.magnitude_all_ones = (1 << (exponent_bits + mantissa_bits)) - 1
         # largest finite pattern (positive)
-        if ieee:
-            top = ((self.exponent_all_ones - 1) << mantissa_bits) | self.mantissa_all_ones
+        if rule == "ieee":
+            self.max_bits = ((self.exponent_all_ones - 1) << mantissa_bits) | self.mantissa_all_ones
+        elif rule == "fn":
+            self.max_bits = self.magnitude_all_ones - 1
         else:
-            top = (self.exponent_all_ones << mantissa_bits) | (self.mantissa_all_ones - 1)
-        self.max_bits = top
-        self.max_significand, self.max_exponent = self.significand_exponent(top)
+            self.max_bits = self.magnitude_all_ones
+        self.max_significand, self.max_exponent = self.significand_exponent(self.max_bits)
         self.max_value = Fraction(self.max_significand) * Fraction(2) ** self.max_exponent
-        self.min_exponent = 1 - self.bias - mantissa_bits   # exponent of subnormals' ulp
+        # exponent of the lowest binade's ulp (the subnormals', where there are any)
+        self.min_exponent = int(self.subnormals) - self.bias - mantissa_bits
 
     def fields(self, bits):
-        sign = (bits >> (self.width - 1)) & 1
+        sign = (bits >> (self.width - 1)) & 1 if self.signed else 0
         exponent = (bits >> self.mantissa_bits) & self.exponent_all_ones
         mantissa = bits & self.mantissa_all_ones
         return sign, exponent, mantissa
@@ -89,17 +100,20 @@ class FloatFormat:
     def classify(self, bits):
         """'nan', 'inf' or 'finite'."""
         _, exponent, mantissa = self.fields(bits)
-        if self.ieee:
+        if self.rule == "ieee":
             if exponent == self.exponent_all_ones:
                 return "inf" if mantissa == 0 else "nan"
-        elif exponent == self.exponent_all_ones and mantissa == self.mantissa_all_ones:
+        elif self.rule == "fn":
+            if bits & self.magnitude_all_ones == self.magnitude_all_ones:
+                return "nan"
+        elif bits == 1 << (self.width - 1):     # "fnuz": the pattern of -0
             return "nan"
         return "finite"
 
     def significand_exponent(self, bits):
         """(M, e) with |value| == M * 2**e for a finite pattern; M is the integer significand."""
         _, exponent, mantissa = self.fields(bits)
-        if exponent == 0:                      # zero and subnormals
+        if exponent == 0 and self.subnormals:   # zero and subnormals
             return mantissa, self.min_exponent
         return mantissa + (1 << self.mantissa_bits), exponent - self.bias - self.mantissa_bits
 
@@ -108,12 +122,15 @@ class FloatFormat:
 
 
 FORMATS = {
-    "float64": FloatFormat("float64", 11, 52, True),
-    "float32": FloatFormat("float32", 8, 23, True),
-    "float16": FloatFormat("float16", 5, 10, True),
-    "bfloat16": FloatFormat("bfloat16", 8, 7, True),
-    "float8_e4m3fn": FloatFormat("float8_e4m3fn", 4, 3, False),
-    "float8_e5m2": FloatFormat("float8_e5m2", 5, 2, True),
+    "float64": FloatFormat("float64", 11, 52, "ieee"),
+    "float32": FloatFormat("float32", 8, 23, "ieee"),
+    "float16": FloatFormat("float16", 5, 10, "ieee"),
+    "bfloat16": FloatFormat("bfloat16", 8, 7, "ieee"),
+    "float8_e4m3fn": FloatFormat("float8_e4m3fn", 4, 3, "fn"),
+    "float8_e5m2": FloatFormat("float8_e5m2", 5, 2, "ieee"),
+    "float8_e4m3fnuz": FloatFormat("float8_e4m3fnuz", 4, 3, "fnuz", bias=8),
+    "float8_e5m2fnuz": FloatFormat("float8_e5m2fnuz", 5, 2, "fnuz", bias=16),
+    "float8_e8m0fnu": FloatFormat("float8_e8m0fnu", 8, 0, "fn", signed=False),
 }
 
 
@@ -175,22 +192,29 @@ def round_to_bits(q, dtype, negative=None):
     """The bit pattern of ``dtype`` a rational ``q`` rounds to: round to nearest, ties to even.
 
     ``q`` is anything Fraction() takes exactly (int, float, Fraction, decimal string).
-    An overflow gives infinity (IEEE formats) or NaN (float8_e4m3fn, which has no infinity).
+    An overflow gives infinity (IEEE formats) or NaN (the others, which have no infinity).
     As in IEEE arithmetic, "overflow" means that the value rounded with an unbounded exponent
     range exceeds the largest finite value: for IEEE formats that is ``q >= max + ulp/2``;
     float8_e4m3fn's max 448 has an even significand, so 464 (= 448 + ulp/2) still rounds to
-    448 and only larger values overflow (what torch's conversion does too).
-    ``negative`` gives the sign of a zero result (default: the sign of q).
+    448 and only larger values overflow (what torch's conversion does too; its fnuz formats
+    and float8_e8m0fnu round like this as well).
+    ``negative`` gives the sign of a zero result (default: the sign of q); the fnuz formats
+    have no -0 (its pattern is their NaN), so their zero is always +0. float8_e8m0fnu has
+    neither sign nor zero: a negative q is NaN, and below its lowest value 2**-127 everything
+    rounds to that.
     All arithmetic is on integers: q == num / den.
     """
     fmt = FORMATS[dtype]
     q = Fraction(q)
     if negative is None:
         negative = q < 0
+    if not fmt.signed and negative:
+        return fmt.magnitude_all_ones
     sign = (1 << (fmt.width - 1)) if negative else 0
+    zero = 0 if fmt.rule == "fnuz" else sign
     num, den = abs(q.numerator), q.denominator
     if num == 0:
-        return sign
+        return zero if fmt.subnormals else 0
     # the ulp's exponent: p bits of significand, never below the subnormals' ulp
     exponent = max(binary_exponent(num, den) - fmt.mantissa_bits, fmt.min_exponent)
     # significand = num / den / 2**exponent, rounded half to even
@@ -202,12 +226,16 @@ def round_to_bits(q, dtype, negative=None):
         significand >>= 1
         exponent += 1
     if (exponent, significand) > (fmt.max_exponent, fmt.max_significand):   # both normalized
-        if fmt.ieee:
+        if fmt.rule == "ieee":
             return sign | (fmt.exponent_all_ones << fmt.mantissa_bits)
-        return sign | (fmt.exponent_all_ones << fmt.mantissa_bits) | fmt.mantissa_all_ones
+        if fmt.rule == "fnuz":
+            return 1 << (fmt.width - 1)
+        return sign | fmt.magnitude_all_ones
     if significand < (1 << fmt.mantissa_bits):           # subnormal (or zero)
         assert exponent == fmt.min_exponent
-        return sign | significand
+        if not fmt.subnormals:
+            return 0                                     # e8m0: its lowest value is nearest
+        return sign | significand if significand else zero
     biased = exponent + fmt.bias + fmt.mantissa_bits
     return sign | (biased << fmt.mantissa_bits) | (significand - (1 << fmt.mantissa_bits))
 

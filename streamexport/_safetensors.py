@@ -38,11 +38,12 @@ DTYPES = {
     "I8": ("int8", 1), "U8": ("uint8", 1), "BOOL": ("bool", 1),
     "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
     "U16": ("uint16", 2), "U32": ("uint32", 4), "U64": ("uint64", 8),
+    "F8_E4M3FNUZ": ("float8_e4m3fnuz", 1), "F8_E5M2FNUZ": ("float8_e5m2fnuz", 1),
+    "F8_E8M0": ("float8_e8m0fnu", 1),
     # known to safetensors; refused as unsupported by the formatter (no JSON form here)
-    "C64": ("complex64", 8), "F8_E8M0": ("float8_e8m0fnu", 1),
+    "C64": ("complex64", 8),
 }
-SUPPORTED = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL",
-             "F8_E4M3", "F8_E5M2", "U16", "U32", "U64"}
+SUPPORTED = set(DTYPES) - {"C64"}
 SUB_BYTE = {"F4", "F6_E2M3", "F6_E3M2"}
 
 

@@ -18,6 +18,9 @@ _FLOAT_FORMATS = {
     "bfloat16": (8, -126, float.fromhex("0x1.fep127")),
     "float8_e4m3fn": (4, -6, 448.0),
     "float8_e5m2": (3, -14, 57344.0),
+    "float8_e4m3fnuz": (4, -7, 240.0),
+    "float8_e5m2fnuz": (3, -15, 57344.0),
+    "float8_e8m0fnu": (1, -127, 2.0 ** 127),    # no subnormals, no zero, no sign: see below
 }
 _INT_RANGES = {
     "int8": (-(1 << 7), (1 << 7) - 1), "int16": (-(1 << 15), (1 << 15) - 1),
@@ -46,6 +49,12 @@ def round_to_format(values, dtype):
         over = np.abs(rounded) > largest
         if over.any():
             rounded[over] = np.copysign(np.inf, rounded[over])
+    if dtype == "float8_e8m0fnu":
+        # below its lowest value every positive number rounds to it; zero and the negative
+        # ones have no pattern but the NaN
+        rounded = np.where(values > 0, np.maximum(rounded, 2.0 ** -127), np.nan)
+    elif dtype.endswith("fnuz"):
+        rounded[rounded == 0] = 0.0         # no -0: its pattern is the NaN
     return rounded, midpoint
 
 

@@ -30,12 +30,13 @@ _FORMATTER_DTYPE = {
     torch.bool: "bool",
 }
 # torch has had the unsigned 16/32/64-bit dtypes (and numpy views of them) since 2.3
-for _name in ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"):
+_FLOAT8 = ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu")
+for _name in _FLOAT8 + ("uint16", "uint32", "uint64"):
     if hasattr(torch, _name):
         _FORMATTER_DTYPE[getattr(torch, _name)] = _name
 
 # numpy has no bfloat16 or float8: the formatter reads their bit patterns.
-_BITS_VIEW = {"bfloat16": torch.int16, "float8_e4m3fn": torch.uint8, "float8_e5m2": torch.uint8}
+_BITS_VIEW = dict({"bfloat16": torch.int16}, **{name: torch.uint8 for name in _FLOAT8})
 
 # 65,536 elements make about 1.3 MB of float32 text: small enough to be still in the CPU's
 # cache when the writer copies it into the page cache (that copy costs twice as much from

@@ -105,6 +105,9 @@ def every_dtype_state_dict():
         "bool": torch.tensor([[True, False], [False, True]]),
         "f8e4m3": (base / 50).to(torch.float8_e4m3fn),
         "f8e5m2": (base / 50).to(torch.float8_e5m2),
+        "f8e4m3fnuz": (base / 50).to(torch.float8_e4m3fnuz),
+        "f8e5m2fnuz": (base / 50).to(torch.float8_e5m2fnuz),
+        "f8e8m0": (base.abs() / 50).to(torch.float8_e8m0fnu),
         "tiny": torch.tensor([5e-324, -0.0, 1e16, 1e-5, 1.7976931348623157e308], dtype=torch.float64),
     }
     return sd

@@ -1,4 +1,4 @@
-"""Every bit pattern of float16, bfloat16, float8_e4m3fn and float8_e5m2, in both modes.
+"""Every bit pattern of float16, bfloat16 and the five float8 dtypes, in both modes.
 
 exact:    the whole array's text equals ``json.dumps(t.tolist())`` (torch widens the values).
 shortest: each token is an RFC 8259 number laid out like repr, rounds back (exactly, with
@@ -28,7 +28,9 @@ except ImportError:
 
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 SMALL = {"float16": (torch.int16, 16), "bfloat16": (torch.int16, 16),
-         "float8_e4m3fn": (torch.uint8, 8), "float8_e5m2": (torch.uint8, 8)}
+         "float8_e4m3fn": (torch.uint8, 8), "float8_e5m2": (torch.uint8, 8),
+         "float8_e4m3fnuz": (torch.uint8, 8), "float8_e5m2fnuz": (torch.uint8, 8),
+         "float8_e8m0fnu": (torch.uint8, 8)}
 
 
 def all_patterns(dtype):
@@ -133,7 +135,8 @@ def test_every_pattern_shortest_round_trips(request, format_chunk, dtype):
     tokens = out[1:-1].decode().split(",")
     floats = values.tolist()
     assert len(tokens) == len(floats)
-    sign_bit = 1 << (_native.FORMATS[dtype].width - 1)
+    fmt = _native.FORMATS[dtype]
+    sign_bit = 1 << (fmt.width - 1) if fmt.signed else 0       # float8_e8m0fnu has none
     positive = dict(zip(bits.tolist(), tokens))
     for pattern, token, value in zip(bits.tolist(), tokens, floats):
         if not math.isfinite(value):
@@ -187,7 +190,7 @@ def _midpoints_and_neighbours(dtype):
     mids = (v[1:] + v[:-1]) / 2
     top = v[-1:] + (v[-1:] - v[-2:-1]) / 2                 # max + half ulp
     base = torch.cat([v, mids, top, v[-1:] * 1.5, torch.tensor([2.0 ** 100])])
-    base = base[base < 2.0 ** 127]
+    base = base[base < 2.0 ** 128]
     base32 = base.to(torch.float32)
     assert torch.equal(base32.to(torch.float64), base), "not exact in float32"
     points = torch.cat([base32, torch.nextafter(base32, torch.tensor(math.inf)),
@@ -195,7 +198,8 @@ def _midpoints_and_neighbours(dtype):
     return torch.cat([points, -points])
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float16"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float16",
+                                   "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"])
 def test_twin_round_to_bits_matches_torch_from_float32(request, dtype):
     # torch converts float32 to these formats with one round-to-nearest-even step
     points = _midpoints_and_neighbours(dtype)
@@ -205,6 +209,11 @@ def test_twin_round_to_bits_matches_torch_from_float32(request, dtype):
         # torch saturates out-of-range values (even infinity) to +-448; the contract rounds
         # like IEEE with NaN for overflow (see test_e4m3fn_overflow_threshold_is_ties_to_even)
         points = points[points.abs() <= 464]
+    if dtype == "float8_e8m0fnu":
+        # No sign: torch drops a negative one's, the twin says NaN. And torch rounds a float32
+        # subnormal (below 2**-126) as if its binade started at 0, so that 2**-127 * (1 + 2**-20)
+        # becomes 2**-126; the twin rounds its value, to 2**-127.
+        points = points[points >= 2.0 ** -126]
     view = SMALL[dtype][0]
     expected = points.to(getattr(torch, dtype)).view(view).tolist()
     mask = (1 << SMALL[dtype][1]) - 1
@@ -258,3 +267,29 @@ def test_e4m3fn_overflow_threshold_is_ties_to_even():
     assert _native.round_to_bits(Fraction(57344 + 4095), "float8_e5m2") == 0x7B
     assert _native.round_to_bits(Fraction(65520), "float16") == 0x7C00
     assert _native.round_to_bits(Fraction(65519), "float16") == 0x7BFF
+
+
+def test_fnuz_and_e8m0_rounding_at_their_edges():
+    # fnuz: max 240 (e4m3) and 57344 (e5m2) have odd significands, so max + ulp/2 is NaN,
+    # whose pattern is that of -0: zero is always +0, a tiny negative value too
+    for dtype, top, half_ulp in (("float8_e4m3fnuz", 240, 8), ("float8_e5m2fnuz", 57344, 4096)):
+        assert _native.round_to_bits(Fraction(top + half_ulp) - Fraction(1, 2 ** 30), dtype) == 0x7F
+        assert _native.round_to_bits(Fraction(top + half_ulp), dtype) == 0x80
+        assert _native.round_to_bits(Fraction(-top - half_ulp), dtype) == 0x80
+        assert _native.round_to_bits(Fraction(0), dtype, negative=True) == 0x00
+        assert _native.round_to_bits(Fraction(-1, 2 ** 40), dtype) == 0x00
+        assert _native.round_to_bits(Fraction(-top), dtype) == 0xFF
+        assert _native.decode(0x80, dtype) != _native.decode(0x80, dtype)       # NaN
+        assert torch.tensor([float(top + half_ulp), -1e-12]).to(getattr(torch, dtype)).view(
+            torch.uint8).tolist() == [0x80, 0x00]
+    assert _native.shortest_token(0x7F, "float8_e4m3fnuz") == "240.0"
+    # e8m0: powers of two 2**-127 .. 2**127, no sign, no zero; 1.5 * 2**k is a tie that goes
+    # to the even significand, up to 2**(k+1)
+    e8m0 = "float8_e8m0fnu"
+    assert [_native.round_to_bits(Fraction(x), e8m0) for x in (0.75, 1.49, 1.5, 3, 0)] == \
+        [0x7F, 0x7F, 0x80, 0x81, 0x00]
+    assert _native.round_to_bits(Fraction(3, 2) * 2 ** 127, e8m0) == 0xFF     # NaN
+    assert _native.round_to_bits(Fraction(-1), e8m0) == 0xFF
+    assert _native.decode(0x00, e8m0) == 2.0 ** -127 and _native.decode(0xFE, e8m0) == 2.0 ** 127
+    assert [_native.shortest_token(b, e8m0) for b in (0x7F, 0x80, 0x00, 0xFE)] == \
+        ["1.0", "2.0", "6e-39", "2e+38"]

@@ -1,7 +1,8 @@
 """Non-finite values under each policy, for every float dtype, in both float formats.
 
 Patterns are built from bits, so NaNs with either sign and other payloads are covered, and
-float8_e4m3fn (no infinity, NaN only at 0x7f/0xff) is tested by its own definition.
+float8_e4m3fn (no infinity, NaN only at 0x7f/0xff), the fnuz float8s (NaN only at 0x80, the
+pattern of -0) and float8_e8m0fnu (NaN only at 0xff) are tested by their own definitions.
 """
 import json
 import math
@@ -12,7 +13,8 @@ import pytest
 from streamexport.errors import FormatError, NonFiniteError
 
 BITS = {"float64": np.uint64, "float32": np.uint32, "float16": np.uint16,
-        "bfloat16": np.uint16, "float8_e4m3fn": np.uint8, "float8_e5m2": np.uint8}
+        "bfloat16": np.uint16, "float8_e4m3fn": np.uint8, "float8_e5m2": np.uint8,
+        "float8_e4m3fnuz": np.uint8, "float8_e5m2fnuz": np.uint8, "float8_e8m0fnu": np.uint8}
 
 # (one, nan, -nan, other nan payload, inf, -inf) as bit patterns; None where the format has none
 PATTERNS = {
@@ -23,6 +25,10 @@ PATTERNS = {
     "bfloat16": (0x3F80, 0x7FC0, 0xFFC0, 0x7F81, 0x7F80, 0xFF80),
     "float8_e4m3fn": (0x38, 0x7F, 0xFF, 0x7F, None, None),
     "float8_e5m2": (0x3C, 0x7E, 0xFE, 0x7D, 0x7C, 0xFC),
+    # fnuz: one NaN, the pattern of -0; e8m0fnu: unsigned, one NaN, all ones
+    "float8_e4m3fnuz": (0x40, 0x80, 0x80, 0x80, None, None),
+    "float8_e5m2fnuz": (0x40, 0x80, 0x80, 0x80, None, None),
+    "float8_e8m0fnu": (0x7F, 0xFF, 0xFF, 0xFF, None, None),
 }
 TEXT = {
     "null": {"nan": "null", "inf": "null", "-inf": "null"},

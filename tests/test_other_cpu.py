@@ -73,6 +73,8 @@ def _inputs():
     for float_format in ("exact", "shortest"):
         cases += [("float16", float_format, all16), ("bfloat16", float_format, all16),
                   ("float8_e4m3fn", float_format, all8), ("float8_e5m2", float_format, all8),
+                  ("float8_e4m3fnuz", float_format, all8), ("float8_e5m2fnuz", float_format, all8),
+                  ("float8_e8m0fnu", float_format, all8),
                   ("float32", float_format, bits32), ("float32", float_format, weights),
                   ("float64", float_format, bits64)]
     cases += [("int8", "exact", all8), ("uint8", "exact", all8), ("bool", "exact", all8 % 2),

@@ -260,8 +260,9 @@ def test_strict_refuses_non_tensor_entries_by_name(tmp_path):
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int16,
           torch.int32, torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn, torch.float8_e5m2,
-          torch.uint16, torch.uint32, torch.uint64]
-UNSIGNED = (torch.uint8, torch.uint16, torch.uint32, torch.uint64)
+          torch.uint16, torch.uint32, torch.uint64, torch.float8_e4m3fnuz, torch.float8_e5m2fnuz,
+          torch.float8_e8m0fnu]
+UNSIGNED = (torch.uint8, torch.uint16, torch.uint32, torch.uint64, torch.float8_e8m0fnu)
 
 
 def random_of(dtype, *shape, scale):

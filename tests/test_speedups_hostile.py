@@ -225,7 +225,7 @@ chunk_capacity = _speedups.chunk_capacity
 def test_format_into_writes_what_format_chunk_returns_into_a_dirty_reused_buffer():
     """One buffer, filled with junk, reused for chunks of falling and rising sizes."""
     rng = random.Random(SEED)
-    out = bytearray(b"\xff" * 4096)
+    out = bytearray(b"\xff" * 16384)     # a 7 x 7 x 7 float chunk needs ~9 KB
     for trial in range(300):
         dtype = rng.choice(DTYPES)
         shape = tuple(rng.choice([1, 2, 3, 7]) for _ in range(rng.randrange(0, 4)))

@@ -245,6 +245,32 @@ def test_unsigned_integers_up_to_uint64(unsigned):
         assert only_failure(verify(str(path), against=against)) == message
 
 
+@pytest.mark.parametrize("float_format", ["exact", "shortest"])
+def test_every_finite_pattern_of_the_fnuz_and_e8m0_float8s(tmp_path, float_format):
+    import streamexport
+    patterns = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+    state = {"e4m3fnuz": patterns[patterns != 0x80].view(torch.float8_e4m3fnuz),
+             "e5m2fnuz": patterns[patterns != 0x80].view(torch.float8_e5m2fnuz),
+             "e8m0fnu": patterns[:255].view(torch.float8_e8m0fnu)}
+    checkpoint, out = tmp_path / "f8.pt", tmp_path / "f8.json"
+    torch.save(state, checkpoint)
+    streamexport.export(str(checkpoint), str(out), float_format=float_format, fsync=False)
+    for against in (str(checkpoint), None):
+        report = verify(str(out), against=against)
+        assert report.ok, report.failures
+        assert report.float_format == float_format and report.elements == 255 * 3
+    # one element changed to its neighbour's token: e8m0fnu 2**-126 -> 2**-125's
+    text = out.read_bytes()
+    tokens = {"exact": (b"1.1754943508222875e-38", b"2.350988701644575e-38"),
+              "shortest": (b"1e-38", b"2e-38")}[float_format]
+    start = text.index(b'"e8m0fnu":[')
+    at = text.index(b"," + tokens[0] + b",", start) + 1
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(text[:at] + tokens[1] + text[at + len(tokens[0]):])
+    message = only_failure(verify(str(bad), against=str(checkpoint), float_format=float_format))
+    assert message.startswith('"e8m0fnu"[1]: ' + tokens[1].decode()), message
+
+
 def test_uint64_below_2_63_stays_with_yajl(unsigned):
     state = {"small": torch.tensor([0, 2**63 - 1], dtype=torch.uint64)}
     path = unsigned["root"] / "small.json"
