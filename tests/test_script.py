@@ -169,9 +169,15 @@ def _dtype_tensors():
         "tied.a": tied,
         "tied.b": tied,
     }
-    for name in ("float8_e4m3fn", "float8_e5m2"):
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
         if hasattr(torch, name):
             tensors[name] = torch.tensor([0.5, -1.0, 3.0]).to(getattr(torch, name))
+    if hasattr(torch, "float8_e8m0fnu"):
+        tensors["float8_e8m0fnu"] = torch.tensor([0.5, 1.0, 2.0 ** 100]).to(torch.float8_e8m0fnu)
+    if hasattr(torch, "uint64"):
+        tensors["u16"] = torch.tensor([0, 65535], dtype=torch.int32).to(torch.uint16)
+        tensors["u32"] = torch.tensor([0, 2**32 - 1], dtype=torch.int64).to(torch.uint32)
+        tensors["u64"] = torch.tensor([0, 2**63, 2**64 - 1], dtype=torch.uint64)
     return tensors
 
 
