@@ -161,6 +161,63 @@ def test_output_is_identical_for_any_thread_count(tmp_path, threads):
     assert export_bytes(path, tmp_path, threads=threads, chunk_elements=97) == reference_bytes(path)
 
 
+def many_small_tensors():
+    """More small tensors than one batch holds, of every size up to past the batching limit,
+    mixed with empty, 0-d, transposed, tied and large ones, several dtypes."""
+    from streamexport.export import SMALL_TENSOR_ELEMENTS
+    g = torch.Generator().manual_seed(11)
+    sd = {}
+    for i in range(700):
+        size = int(torch.randint(0, 80, (), generator=g)) if i % 50 else SMALL_TENSOR_ELEMENTS + i % 3 - 1
+        dtype = [torch.float32, torch.bfloat16, torch.float64, torch.int32][i % 4]
+        sd[f"block.{i:03d}.w"] = (torch.randn(size, generator=g) * 10).to(dtype)
+    sd["block.100.w"] = torch.zeros(3, 0, 2)
+    sd["block.101.w"] = torch.tensor(1.5)
+    sd["block.102.w"] = torch.randn(9, 13, generator=g).t()
+    sd["block.103.w"] = sd["block.104.w"] = torch.randn(5, generator=g)
+    sd["block.200.w"] = torch.randn(300, 300, generator=g)          # many chunks
+    return sd
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_many_small_tensors_are_batched_and_identical(tmp_path, threads):
+    path = save(many_small_tensors(), tmp_path)
+    expected = reference_bytes(path)
+    for chunk in (1 << 16, 5000, 100):    # batches fill by tensor count, by elements; or none
+        assert export_bytes(path, tmp_path, threads=threads, chunk_elements=chunk) == expected
+
+
+def test_many_small_tensors_are_few_jobs(tmp_path, monkeypatch):
+    """The point of batching: small tensors do not each cost a pipeline job and a write."""
+    import importlib
+    export_module = importlib.import_module("streamexport.export")
+    jobs = []
+    real = export_module.run_in_order
+
+    def counting(items, work, emit, threads, **options):
+        def count(item):
+            jobs.append(type(item).__name__)
+            return work(item)
+        return real(items, count, emit, threads, **options)
+    monkeypatch.setattr(export_module, "run_in_order", counting)
+    sd = {f"norm.{i:04d}": torch.ones(64) for i in range(1000)}
+    path = save(sd, tmp_path)
+    assert export_bytes(path, tmp_path) == reference_bytes(path)
+    assert jobs.count("_BatchJob") == 4 and "_ChunkJob" not in jobs and len(jobs) <= 6
+
+
+def test_nonfinite_error_in_a_batch_names_its_tensor(tmp_path):
+    sd = {f"t{i:02d}": torch.ones(3) for i in range(40)}
+    sd["t17"] = torch.tensor([[1.0, 2.0], [float("inf"), 4.0]])
+    path = save(sd, tmp_path)
+    out = tmp_path / "out.json"
+    with pytest.raises(NonFiniteError) as info:
+        streamexport.export(str(path), str(out))
+    message = str(info.value)
+    assert "'t17'" in message and "1 non-finite value" in message and "[1, 0]" in message
+    assert not out.exists()
+
+
 def test_no_meta(tmp_path):
     path = save(mlp().state_dict(), tmp_path)
     data = export_bytes(path, tmp_path, no_meta=True)
