@@ -89,6 +89,7 @@ class VerifyReport:
         self.failures = []
         self.float_format = None        # "exact" / "shortest" / None (nothing told them apart)
         self.float_format_detected = False
+        self.floats = False             # whether any float tensor was read
         self.backend = None
 
     @property
@@ -101,8 +102,10 @@ class VerifyReport:
         what = f"against {self.against}" if self.against else "structure only"
         if self.float_format:
             floats = f"{self.float_format} floats{' (detected)' if self.float_format_detected else ''}"
-        else:
+        elif self.floats:
             floats = "float format not distinguishable"
+        else:
+            floats = "no floats"
         head = "verified" if self.ok else f"FAILED ({len(self.failures)} failure" \
             f"{'' if len(self.failures) == 1 else 's'})"
         return (f"{head} {self.path}: {self.tensors} tensors, {self.elements:,} elements, "
@@ -825,6 +828,7 @@ class _Verifier:
         return self.mode
 
     def check_floats(self, spec, got, flat):
+        self.report.floats = True
         fmt = _FLOAT_FORMATS[spec.dtype]
         cursor = spec.cursor
         if cursor is not None:
@@ -905,6 +909,7 @@ class _Verifier:
         self.push_back([event])
         elem = event[0]
         kind = "bool" if elem == _B else ("int" if type(event[1]) is int else "float")
+        self.report.floats |= kind == "float"
         self.report.tensors += 1
         dims = []
         for level in range(ndim - 1, -1, -1):

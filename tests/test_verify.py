@@ -589,6 +589,20 @@ def test_summary_and_lines(files):
         bad.raise_for_failures()
 
 
+@pytest.mark.parametrize("state, words", [
+    ({"i": torch.tensor([1, 2]), "b": torch.tensor([True])}, "; no floats"),
+    ({"d": torch.tensor([0.5], dtype=torch.float64), "i": torch.tensor([3])},
+     "; float format not distinguishable"),       # float64 is the same in both modes
+])
+def test_summary_says_what_it_could_tell_of_the_floats(files, state, words):
+    path = write(files, "kinds.json", reference_text(state))
+    for no_meta in (False, True):
+        if no_meta:
+            path = write(files, "kinds.json", reference_text(state, no_meta=True))
+        report = verify(path)
+        assert report.ok and report.summary().endswith(words), report.summary()
+
+
 def test_cli_exit_codes(files, capsys):
     from streamexport.cli import main
     assert main(["verify", files["exact"], "--against", files["ckpt"]]) == 0
