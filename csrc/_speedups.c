@@ -261,16 +261,25 @@ static int get_data(PyObject *data, const se_chunk *chunk, const char *dtype_nam
     return -1;
 }
 
-/* Formats the chunk into out[0..capacity) with the GIL released; 0 and *length, or -1
- * with an exception set. */
+/* Chunks of fewer elements keep the GIL: they take microseconds, and a thread that lets
+ * the GIL go while another one runs Python may wait a whole switch interval (5 ms) to get
+ * it back -- the exporter's batches of small tensors made 2 threads slower than 1. */
+#define GIL_RELEASE_ELEMENTS 4096
+
+/* Formats the chunk into out[0..capacity), with the GIL released unless the chunk is
+ * small; 0 and *length, or -1 with an exception set. */
 static int format_unlocked(const se_chunk *chunk, const Py_buffer *view, char *out,
                            size_t capacity, size_t *length)
 {
     int64_t bad_index = 0;
     se_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = se_format_chunk(chunk, view->buf, out, capacity, length, &bad_index);
-    Py_END_ALLOW_THREADS
+    if (chunk->count >= GIL_RELEASE_ELEMENTS) {
+        Py_BEGIN_ALLOW_THREADS
+        st = se_format_chunk(chunk, view->buf, out, capacity, length, &bad_index);
+        Py_END_ALLOW_THREADS
+    } else {
+        st = se_format_chunk(chunk, view->buf, out, capacity, length, &bad_index);
+    }
     if (st != SE_OK) {
         raise_status(st, chunk, bad_index, view->buf);
         return -1;

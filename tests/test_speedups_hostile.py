@@ -12,6 +12,7 @@ import array
 import json
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -195,6 +196,37 @@ def test_random_garbage_never_crashes():
         assert isinstance(out, bytes), (SEED, trial)
         if start == 0 and count == total:
             json.loads(out)  # a whole tensor is a whole JSON document
+
+
+def test_a_large_chunk_lets_other_threads_run_and_a_small_one_keeps_the_gil():
+    """Formatting a large chunk releases the GIL: a Python thread keeps counting meanwhile.
+    A small one (under 4,096 elements) holds it: releasing costs more than it lets run."""
+    counted = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counted[0] += 1
+
+    large = np.random.default_rng(SEED).normal(0, 0.02, 8_000_000).astype(np.float32)
+    small = large[:4000]
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        while counted[0] == 0:      # the counter is running
+            time.sleep(0.001)
+        during = {}
+        for name, array in (("large", large), ("small", small)):
+            repeats = 1 if name == "large" else 100     # ~60 ms of work, or ~3 ms
+            before = counted[0]
+            for _ in range(repeats):
+                format_chunk(array, "float32", (len(array),), 0, len(array))
+            during[name] = counted[0] - before
+    finally:
+        stop.set()
+        counter.join()
+    assert during["large"] > 1000, during      # ~60 ms of the other thread's loop
+    assert during["small"] < during["large"], during
 
 
 def test_threads_share_nothing():
