@@ -840,11 +840,11 @@ def _export_threads(args, workdir, repeat):
 def _formatting_scaling(seed, repeat, elements=4 * 2 ** 20):
     """Formatting alone (no checkpoint, no output), 2 threads against 1: what this machine
     gives two busy cores right now, the ceiling of the export's own ratio. None without
-    the C core."""
-    try:
-        from streamexport._speedups import chunk_capacity, format_into
-    except ImportError:
+    the C core, or when the export does not use it (STREAMEXPORT_DISABLE_SPEEDUPS=1)."""
+    from streamexport import formatter
+    if formatter.IMPLEMENTATION != "c":
         return None
+    from streamexport._speedups import chunk_capacity, format_into
     from streamexport.buffers import BufferPool
     from streamexport.tensors import DEFAULT_CHUNK_ELEMENTS as chunk
     data = memoryview(np.random.default_rng(seed).normal(0.0, WEIGHT_STD, elements)
