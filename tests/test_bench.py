@@ -89,6 +89,7 @@ def test_tiny_run_checks_every_contender_and_reports_figures(tmp_path):
     assert set(cases) >= {"float32 exact", "float32 shortest", "bfloat16 exact", "float64"}
     for case in cases.values():
         assert case["check"] == "ok" and case["ratio"] > 0 and case["elements"] == 4096
+        assert case["new_memory_ratio"] > 0 and case["new_memory_seconds"]["median"] > 0
     if report["versions"]["formatter"] == "c" and _speedups_has("simd", "simd_avx2"):
         # the rows of CPUs without AVX-512, when this one can run them
         assert {"float32 exact, AVX2 path", "float32 exact, scalar path"} <= set(cases)
