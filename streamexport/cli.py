@@ -85,6 +85,9 @@ def build_parser():
     ex.add_argument("--no-fsync", dest="fsync", action="store_false",
                     help="do not wait for the output to reach the disk before renaming it into "
                          "place (faster; a crash soon after may leave an empty or partial file)")
+    ex.add_argument("--no-space-check", dest="space_check", action="store_false",
+                    help="start even when the output, sampled beforehand, looks larger than "
+                         "its file system's free space")
     ex.add_argument("--verify", action="store_true",
                     help="re-read the output and check it against the checkpoint")
     _add_common(ex)
@@ -152,7 +155,8 @@ def _run_export(args):
         strip_prefixes=args.strip_prefix, include=args.include, exclude=args.exclude,
         no_meta=args.no_meta, strict=args.strict, unsafe_load=args.unsafe_load,
         safe_globals=args.safe_global, float_format=args.float_format,
-        nonfinite=args.nonfinite, threads=args.threads, progress=progress, fsync=args.fsync)
+        nonfinite=args.nonfinite, threads=args.threads, progress=progress, fsync=args.fsync,
+        space_check=args.space_check)
     if not args.quiet:
         from . import formatter
         if formatter.IMPLEMENTATION != "c":     # said after the work, so an error stays one line

@@ -23,6 +23,7 @@ from .buffers import BufferPool
 from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
 from .ordered import run_in_order
 from .sources import open_checkpoint
+from .space import check_space
 from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
                       iter_chunks, release_pages)
 from .writer import AtomicOutput
@@ -65,10 +66,11 @@ def _check_choice(name, value, choices):
 def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=(), exclude=(),
            no_meta=False, strict=False, unsafe_load=False, safe_globals=(),
            float_format="exact", nonfinite="error", threads=None, progress=False,
-           chunk_elements=DEFAULT_CHUNK_ELEMENTS, fsync=True):
+           chunk_elements=DEFAULT_CHUNK_ELEMENTS, fsync=True, space_check=True):
     """Export the checkpoint at ``src`` to TorchLean JSON at ``dst`` (``"-"``: stdout).
 
-    Options mirror the command line (``streamexport export --help``). Returns an
+    Options mirror the command line (``streamexport export --help``); ``space_check=False``
+    is ``--no-space-check``: start even when the output is foreseen not to fit. Returns an
     ExportReport; raises a StreamExportError subclass on bad input or output, after which
     no new file exists at ``dst`` and an existing one is untouched.
     """
@@ -90,6 +92,9 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
                          crc_threads=1) as checkpoint:
         _check_names_encode(checkpoint)
         _check_empty_tensors(checkpoint)
+        if space_check:
+            check_space(dst, checkpoint.entries,
+                        len(_document_head(checkpoint.entries, no_meta)), float_format)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = _progress_bar(checkpoint.entries) if progress else None
@@ -144,6 +149,15 @@ def _check_empty_tensors(checkpoint):
                 "are written)")
 
 
+def _document_head(entries, no_meta):
+    """The document up to the first tensor's key: the meta object and '"params":{'."""
+    if no_meta:
+        return b'{"params":{'
+    meta = {entry.name: {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
+            for entry in entries}
+    return b'{"meta":' + orjson.dumps(meta) + b',"params":{'
+
+
 def _progress_bar(entries):
     from tqdm import tqdm
     total = sum(math.prod(entry.shape) for entry in entries)
@@ -183,12 +197,7 @@ class _DocumentWriter:
         # after it is formatted, while its bytes are in cache, and added in order once it is
         # written (_ChunkJob).
         self.claims = {entry.name: self.checkpoint.claim_data_check(entry) for entry in entries}
-        if no_meta:
-            yield b'{"params":{'
-        else:
-            meta = {entry.name: {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
-                    for entry in entries}
-            yield b'{"meta":' + orjson.dumps(meta) + b',"params":{'
+        yield _document_head(entries, no_meta)
         small = min(SMALL_TENSOR_ELEMENTS, self.chunk_elements)
         batch = _BatchJob(self)
         for position, entry in enumerate(entries):
