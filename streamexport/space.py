@@ -39,10 +39,12 @@ _LONGEST_FLOAT = 24
 
 def free_bytes(directory):
     """Bytes an unprivileged writer may still put in ``directory``'s file system; None if
-    the system does not say."""
+    the system does not say (some FUSE and network file systems report no blocks at all)."""
     try:
         info = os.statvfs(directory)
     except (AttributeError, OSError):
+        return None
+    if info.f_blocks == 0 or info.f_frsize == 0:
         return None
     return info.f_bavail * info.f_frsize
 

@@ -187,3 +187,16 @@ def test_the_command_line_says_it_in_one_line_and_exits_1(tmp_path, checkpoint):
     result = _cli(["export", checkpoint, out, "--no-space-check", "--no-fsync"], tmp_path, 1000)
     assert result.returncode == 0, result.stderr.decode()
     assert out.stat().st_size > 1000
+
+
+def test_free_bytes_reads_the_file_system_and_takes_no_blocks_for_unknown(tmp_path, monkeypatch):
+    info = os.statvfs(tmp_path)
+    # other jobs write to this disk meanwhile: the same figure within 256 MB
+    assert abs(space.free_bytes(tmp_path) - info.f_bavail * info.f_frsize) < 256 << 20
+    assert space.free_bytes(tmp_path / "missing" / "dir") is None
+
+    class NoBlocks:
+        f_blocks = f_bavail = 0
+        f_frsize = 4096
+    monkeypatch.setattr(os, "statvfs", lambda directory: NoBlocks)
+    assert space.free_bytes(tmp_path) is None
