@@ -149,7 +149,7 @@ def _run_export(args):
     if args.unsafe_load:
         _say(f"WARNING: --unsafe-load runs any code pickled in {args.checkpoint}; "
              "use it only on files you trust")
-    progress = not args.quiet and sys.stderr.isatty()
+    progress = _progress_kind(args)
     report = export(
         args.checkpoint, args.output, key=args.key, keep_prefix=args.keep_prefix,
         strip_prefixes=args.strip_prefix, include=args.include, exclude=args.exclude,
@@ -181,12 +181,20 @@ def _run_verify(args):
     return _verify_and_report(args.output, args.against, args, args.float_format)
 
 
+def _progress_kind(args):
+    """A bar at a terminal; in a log (CI), a plain line every 30 s of a long run."""
+    if args.quiet:
+        return None
+    return "bar" if sys.stderr.isatty() else "log"
+
+
 def _verify_and_report(output, against, args, float_format):
     from .verify import verify
     report = verify(output, against=against, key=args.key, keep_prefix=args.keep_prefix,
                     strip_prefixes=args.strip_prefix, float_format=float_format,
                     all_failures=getattr(args, "all_failures", False),
-                    allow_slow_backend=getattr(args, "allow_slow_backend", False))
+                    allow_slow_backend=getattr(args, "allow_slow_backend", False),
+                    progress=_progress_kind(args))
     if not report.ok:
         for failure in report.failures:
             _say(f"error: {failure}")

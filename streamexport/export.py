@@ -22,6 +22,7 @@ from . import formatter
 from .buffers import BufferPool
 from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
 from .ordered import run_in_order
+from .progress import check_kind, progress_for
 from .sources import open_checkpoint
 from .space import check_space
 from .tensors import (DEFAULT_CHUNK_ELEMENTS, PagesBehind, formatter_dtype, iter_chunk_data,
@@ -65,17 +66,20 @@ def _check_choice(name, value, choices):
 
 def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=(), exclude=(),
            no_meta=False, strict=False, unsafe_load=False, safe_globals=(),
-           float_format="exact", nonfinite="error", threads=None, progress=False,
+           float_format="exact", nonfinite="error", threads=None, progress=None,
            chunk_elements=DEFAULT_CHUNK_ELEMENTS, fsync=True, space_check=True):
     """Export the checkpoint at ``src`` to TorchLean JSON at ``dst`` (``"-"``: stdout).
 
     Options mirror the command line (``streamexport export --help``); ``space_check=False``
-    is ``--no-space-check``: start even when the output is foreseen not to fit. Returns an
+    is ``--no-space-check``: start even when the output is foreseen not to fit;
+    ``progress`` is None, "bar" (a tqdm bar; True means it too) or "log" (a line to stderr
+    every 30 s, for CI logs). Returns an
     ExportReport; raises a StreamExportError subclass on bad input or output, after which
     no new file exists at ``dst`` and an existing one is untouched.
     """
     _check_choice("float_format", float_format, formatter.FLOAT_FORMATS)
     _check_choice("nonfinite", nonfinite, formatter.NONFINITE_POLICIES)
+    progress = check_kind(progress)
     threads = usable_cpu_count() if threads is None else int(threads)
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
@@ -97,7 +101,10 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
                         len(_document_head(checkpoint.entries, no_meta)), float_format)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
-        bar = _progress_bar(checkpoint.entries) if progress else None
+        bar = None
+        if progress:
+            bar = progress_for(progress, sum(math.prod(entry.shape)
+                                             for entry in checkpoint.entries))
         try:
             with BufferPool() as buffers, \
                     AtomicOutput(dst, fsync=fsync, before_publish=checkpoint.check_data) as out:
@@ -156,12 +163,6 @@ def _document_head(entries, no_meta):
     meta = {entry.name: {"dtype": entry.torch_dtype, "shape": list(entry.shape)}
             for entry in entries}
     return b'{"meta":' + orjson.dumps(meta) + b',"params":{'
-
-
-def _progress_bar(entries):
-    from tqdm import tqdm
-    total = sum(math.prod(entry.shape) for entry in entries)
-    return tqdm(total=total, unit=" elements", unit_scale=True, leave=False, dynamic_ncols=True)
 
 
 def _key_text(name):

@@ -50,6 +50,7 @@ import numpy as np
 from ._verify_numbers import (_FLOAT_FORMATS, _INT_RANGES, _KINDS, _Cursor, _decide_midpoint,
                               _is_shortest_text, round_to_format, widen)
 from .errors import StreamExportError, VerifyError
+from .progress import check_kind, progress_for
 
 try:    # the C loop over a group's events; without it the Python path checks every group
     from ._verify_events import take_values as _take_values
@@ -1153,21 +1154,22 @@ class _Mismatch(Exception):
 
 def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=(),
            float_format=None, all_failures=False, allow_slow_backend=False,
-           chunk_elements=1 << 16):
+           chunk_elements=1 << 16, progress=None):
     """Check the export at ``path``: strict JSON, layout, shapes and dtypes against its meta,
     and with ``against`` (a checkpoint, read with the export's name rules) every value.
 
     Returns a VerifyReport; failures are one-line strings naming the key and the element's
     index. Raises StreamExportError when ijson's C backend is missing (unless
     ``allow_slow_backend``) and the checkpoint's own errors (CheckpointError) when it cannot
-    be opened.
+    be opened. ``progress``: None, "bar" or "log", over the bytes read (see export).
     """
     if float_format is not None and float_format not in _FLOAT_MODES:
         raise ValueError(f"float_format must be 'exact' or 'shortest', not {float_format!r}")
+    progress = check_kind(progress)
     started = time.perf_counter()
     options = dict(against=against, key=key, keep_prefix=keep_prefix,
                    strip_prefixes=strip_prefixes, float_format=float_format,
-                   all_failures=all_failures, chunk_elements=chunk_elements)
+                   all_failures=all_failures, chunk_elements=chunk_elements, progress=progress)
     backend = _load_backend(allow_slow_backend)
     report, overflowed = _verify_with(backend, path, **options)
     if overflowed and backend is not _python_backend():
@@ -1178,13 +1180,25 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
     return report
 
 
+class _Reading:
+    """A binary file whose reads are counted on a progress display."""
+
+    def __init__(self, stream, progress):
+        self._stream, self._progress = stream, progress
+
+    def read(self, size):
+        data = self._stream.read(size)
+        self._progress.update(len(data))
+        return data
+
+
 def _python_backend():
     import ijson.backends.python
     return ijson.backends.python
 
 
 def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, float_format,
-                 all_failures, chunk_elements):
+                 all_failures, chunk_elements, progress):
     """One reading of the export with ``backend``: (report, whether the parser stopped at an
     integer too large for it)."""
     report = VerifyReport(path, against)
@@ -1205,14 +1219,19 @@ def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, fl
                 checkpoint = open_checkpoint(against, key=key, keep_prefix=keep_prefix,
                                              strip_prefixes=strip_prefixes)
                 verifier.checkpoint = checkpoint
+            shown = None
+            if progress:
+                shown = progress_for(progress, report.bytes, "bytes", "verify: ")
             gc.disable()    # the groups hold many tuples; the cyclic GC would walk them in vain
             try:
-                verifier.run(stream)
+                verifier.run(stream if shown is None else _Reading(stream, shown))
             except _Stop:
                 pass
             finally:
                 if collecting:
                     gc.enable()
+                if shown is not None:
+                    shown.close()
         if verifier.midpoints and verifier.readable and (all_failures or not report.failures):
             with open(path, "rb") as again:
                 try:
