@@ -98,7 +98,7 @@ def export(src, dst, *, key=None, keep_prefix=False, strip_prefixes=(), include=
         _check_empty_tensors(checkpoint)
         if space_check:
             check_space(dst, checkpoint.entries,
-                        len(_document_head(checkpoint.entries, no_meta)), float_format)
+                        lambda: _document_head(checkpoint.entries, no_meta), float_format)
         report.skipped = list(checkpoint.skipped)
         report.warnings = list(checkpoint.warnings)
         bar = None

@@ -144,11 +144,12 @@ def _sample(entry, offset, float_format):
     return len(text), len(data)
 
 
-def check_space(target, entries, header_bytes, float_format):
+def check_space(target, entries, head, float_format):
     """Raise OutputError if the document will clearly not fit beside ``target``.
 
-    Only for a target that will be a new regular file: stdout, a device or a FIFO is
-    written in place, and a missing directory is the writer's error to report."""
+    ``head()`` gives the document's text before the first tensor (called only when a check
+    is made). Only for a target that will be a new regular file: stdout, a device or a FIFO
+    is written in place, and a missing directory is the writer's error to report."""
     if target == "-":
         return
     path = os.path.abspath(target)
@@ -161,7 +162,10 @@ def check_space(target, entries, header_bytes, float_format):
         return
     directory = os.path.dirname(path)
     free = free_bytes(directory)
-    if free is None or size_bound(entries, header_bytes) <= free:
+    if free is None:
+        return
+    header_bytes = len(head())
+    if size_bound(entries, header_bytes) <= free:
         return
     needed = estimate_size(entries, header_bytes, float_format)
     if needed > free * MARGIN:
