@@ -79,11 +79,14 @@ if not _flag("STREAMEXPORT_DISABLE_SPEEDUPS"):
             extra_link_args=link_args,
         )
     )
-    # verify's event loop: glue only (it reads ijson's Python objects), no C core below it
+    # verify's event loop (glue reading ijson's Python objects) and structure scan (se_scan.c)
+    verify_dir = os.path.join(CSRC, "verify")
     ext_modules.append(
         Extension(
             "streamexport._verify_events",
-            sources=[os.path.join(CSRC, "verify", "_verify_events.c")],
+            sources=sorted(os.path.join(verify_dir, name) for name in os.listdir(verify_dir)
+                           if name.endswith(".c")),
+            include_dirs=[verify_dir],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
         )

@@ -42,6 +42,7 @@ import numpy as np
 
 from ._bench_check import CheckFailed, check_contract, check_output, round_bits
 from ._bench_report import TARGETS, evaluate_targets, human_bytes, render
+from ._cpus import usable_cpu_count
 
 __all__ = ["main", "render", "evaluate_targets", "check_output", "CheckFailed", "TARGETS"]
 
@@ -82,11 +83,7 @@ def _log(args, message):
 
 # ---- the machine -----------------------------------------------------------------------
 
-def usable_cpus():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+usable_cpus = usable_cpu_count
 
 
 def machine_info():

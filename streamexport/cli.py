@@ -12,6 +12,7 @@ import traceback
 import warnings
 
 from . import __version__
+from ._cpus import usable_cpu_count
 from .errors import StreamExportError
 
 EXIT_ERROR = 1
@@ -47,6 +48,12 @@ def _add_common(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks and library warnings")
+
+
+def _add_jobs(parser):
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="processes that verify parts of a large output at once, one per "
+                             "128 MB at most (default: the usable CPU count)")
 
 
 def build_parser():
@@ -90,6 +97,7 @@ def build_parser():
                          "its file system's free space")
     ex.add_argument("--verify", action="store_true",
                     help="re-read the output and check it against the checkpoint")
+    _add_jobs(ex)
     _add_common(ex)
 
     ve = commands.add_parser("verify", help="check an export against its contract and checkpoint",
@@ -99,6 +107,7 @@ def build_parser():
     _add_name_rules(ve)
     ve.add_argument("--float-format", choices=("exact", "shortest"), default=None,
                     help="the float format of OUTPUT (default: detected)")
+    _add_jobs(ve)
     ve.add_argument("--all-failures", action="store_true",
                     help="report every failure, not only the first")
     ve.add_argument("--allow-slow-backend", action="store_true",
@@ -194,6 +203,7 @@ def _verify_and_report(output, against, args, float_format):
                     strip_prefixes=args.strip_prefix, float_format=float_format,
                     all_failures=getattr(args, "all_failures", False),
                     allow_slow_backend=getattr(args, "allow_slow_backend", False),
+                    jobs=args.jobs or usable_cpu_count(),
                     progress=_progress_kind(args))
     if not report.ok:
         for failure in report.failures:

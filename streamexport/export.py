@@ -11,7 +11,6 @@ the checkpoint.
 """
 import dataclasses
 import math
-import os
 import time
 import warnings
 
@@ -19,6 +18,7 @@ import orjson
 import torch
 
 from . import formatter
+from ._cpus import usable_cpu_count
 from .buffers import BufferPool
 from .errors import CheckpointError, FormatError, NonFiniteError, UnsupportedTensorError
 from .ordered import run_in_order
@@ -50,13 +50,6 @@ class ExportReport:
         rate = self.bytes_written / self.seconds / 1e6 if self.seconds > 0 else 0.0
         return (f"wrote {self.output}: {self.tensors} tensors, {self.elements:,} elements, "
                 f"{self.bytes_written:,} bytes in {self.seconds:.2f} s ({rate:.1f} MB/s)")
-
-
-def usable_cpu_count():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _check_choice(name, value, choices):

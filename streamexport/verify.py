@@ -398,8 +398,14 @@ def _load_backend(allow_slow_backend):
 
 class _Verifier:
 
-    def __init__(self, path, report, backend, float_format, all_failures, chunk_elements):
+    def __init__(self, path, report, backend, float_format, all_failures, chunk_elements,
+                 partial=False):
         self.path = path
+        # a part of the params (parallel verify): the keys missing from it are the parent's
+        # to count, against the keys every part saw
+        self.partial = partial
+        self.seen_params = []
+        self.meta_keys = self.checkpoint_keys = None
         self.report = report
         self.backend = backend
         self.mode = float_format
@@ -562,6 +568,9 @@ class _Verifier:
         entries = {}
         if self.checkpoint is not None:
             entries = {entry.name: entry for entry in self.checkpoint.entries}
+            self.checkpoint_keys = set(entries)
+        if meta is not None:
+            self.meta_keys = set(meta)
         seen = set()
         while True:
             name, key = self.next('"params"')
@@ -572,7 +581,10 @@ class _Verifier:
                 self.skip_value(self.next(f"param {_quote(key)}"))
                 continue
             seen.add(key)
+            self.seen_params.append(key)
             self.read_param(key, meta, entries.get(key))
+        if self.partial:
+            return
         if meta is not None:
             for key in sorted(set(meta) - seen):
                 self.fail(f"{_quote(key)}: in meta but missing from params")
@@ -1154,7 +1166,7 @@ class _Mismatch(Exception):
 
 def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=(),
            float_format=None, all_failures=False, allow_slow_backend=False,
-           chunk_elements=1 << 16, progress=None):
+           chunk_elements=1 << 16, progress=None, jobs=1):
     """Check the export at ``path``: strict JSON, layout, shapes and dtypes against its meta,
     and with ``against`` (a checkpoint, read with the export's name rules) every value.
 
@@ -1162,6 +1174,8 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
     index. Raises StreamExportError when ijson's C backend is missing (unless
     ``allow_slow_backend``) and the checkpoint's own errors (CheckpointError) when it cannot
     be opened. ``progress``: None, "bar" or "log", over the bytes read (see export).
+    ``jobs``: processes reading parts of a large export at once (_verify_parallel); the
+    report is the same as with one.
     """
     if float_format is not None and float_format not in _FLOAT_MODES:
         raise ValueError(f"float_format must be 'exact' or 'shortest', not {float_format!r}")
@@ -1171,7 +1185,14 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
                    strip_prefixes=strip_prefixes, float_format=float_format,
                    all_failures=all_failures, chunk_elements=chunk_elements, progress=progress)
     backend = _load_backend(allow_slow_backend)
-    report, overflowed = _verify_with(backend, path, **options)
+    if jobs > 1:
+        from ._verify_parallel import verify_in_parts
+        report = verify_in_parts(backend, path, jobs, options)
+        if report is not None:
+            report.seconds = time.perf_counter() - started
+            return report
+    report, verifier = _verify_with(backend, path, **options)
+    overflowed = verifier.integer_overflow
     if overflowed and backend is not _python_backend():
         # Only uint64 elements >= 2**63 (or a broken file) get here: read it all again with
         # ijson's pure-Python backend, ~40x slower, whose integers have no limit.
@@ -1198,18 +1219,22 @@ def _python_backend():
 
 
 def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, float_format,
-                 all_failures, chunk_elements, progress):
-    """One reading of the export with ``backend``: (report, whether the parser stopped at an
-    integer too large for it)."""
+                 all_failures, chunk_elements, progress, opener=None, partial=False):
+    """One reading of the export with ``backend``: (report, the _Verifier, whose
+    ``integer_overflow`` says whether the parser stopped at an integer too large for it).
+    ``opener()`` opens the text to read (default: the file at ``path``); ``partial``: it
+    holds only some of the params (see _Verifier)."""
     report = VerifyReport(path, against)
     report.backend = backend.__name__.rsplit(".", 1)[-1]
     path = os.fspath(path)
+    opener = opener or (lambda: open(path, "rb"))
     try:
         report.bytes = os.path.getsize(path)
-        stream = open(path, "rb")
+        stream = opener()
     except OSError as error:
         raise StreamExportError(f"{path}: cannot read: {error.strerror or error}") from None
-    verifier = _Verifier(path, report, backend, float_format, all_failures, chunk_elements)
+    verifier = _Verifier(path, report, backend, float_format, all_failures, chunk_elements,
+                         partial)
     checkpoint = None
     collecting = gc.isenabled()
     try:
@@ -1233,7 +1258,7 @@ def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, fl
                 if shown is not None:
                     shown.close()
         if verifier.midpoints and verifier.readable and (all_failures or not report.failures):
-            with open(path, "rb") as again:
+            with opener() as again:
                 try:
                     verifier.settle_midpoints(again)
                 except _Stop:
@@ -1244,4 +1269,4 @@ def _verify_with(backend, path, *, against, key, keep_prefix, strip_prefixes, fl
     report.float_format = verifier.mode
     if verifier.mode is None and verifier.narrow_floats:
         report.float_format = "exact"     # every narrow float was its widened element
-    return report, verifier.integer_overflow
+    return report, verifier

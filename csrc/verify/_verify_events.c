@@ -10,12 +10,16 @@
  * same group and words the failure.
  * So this file decides nothing that the Python path does not decide the same way.
  *
- * Separate from streamexport._speedups (the formatter's glue): this one reads Python
- * objects throughout and has no C core below it. */
+ * scan_structure finds where the tensors of an export begin and end, so that verify can
+ * read parts of it in parallel; its loop is se_scan.c's, below this glue.
+ *
+ * Separate from streamexport._speedups (the formatter's glue). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <stdint.h>
+
+#include "se_scan.h"
 
 /* One element value into out[index]; 0 when its Python type is the one of ``kind``. */
 static int store_value(PyObject *value, char kind, char *out, Py_ssize_t index)
@@ -143,8 +147,61 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(scan_structure_doc,
+"scan_structure(data, max_depth) -> (complete, offsets, marks)\n\n"
+"The structural bytes ({ } [ ] , :) of the JSON text in the buffer data that lie outside\n"
+"strings at a nesting depth of at most max_depth (csrc/verify/se_scan.h): offsets as the\n"
+"bytes of an int64 array, marks as bytes, one per offset. complete is False when the text\n"
+"ends inside a string or a container, or closes one that was never opened (the marks then\n"
+"stop there). Runs without the GIL.");
+
+static PyObject *scan_structure(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    long max_depth;
+    if (!PyArg_ParseTuple(args, "y*l:scan_structure", &data, &max_depth))
+        return NULL;
+    se_scan_state state = {0, 0, 0, 0, 0};
+    size_t count = 0, capacity = 1 << 12;
+    int64_t *offsets = PyMem_RawMalloc(capacity * sizeof *offsets);
+    unsigned char *marks = PyMem_RawMalloc(capacity);
+    int failed = offsets == NULL || marks == NULL;
+    Py_BEGIN_ALLOW_THREADS
+    while (!failed && !state.broken && state.position < (size_t)data.len) {
+        if (count == capacity) {
+            capacity *= 2;
+            int64_t *more_offsets = PyMem_RawRealloc(offsets, capacity * sizeof *offsets);
+            if (more_offsets != NULL)
+                offsets = more_offsets;
+            unsigned char *more_marks = PyMem_RawRealloc(marks, capacity);
+            if (more_marks != NULL)
+                marks = more_marks;
+            failed = more_offsets == NULL || more_marks == NULL;
+            if (failed)
+                break;
+        }
+        count += se_scan(data.buf, (size_t)data.len, max_depth, &state, offsets + count,
+                         marks + count, capacity - count);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    PyObject *result = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        int complete = !state.broken && !state.in_string && state.depth == 0;
+        result = Py_BuildValue("(Ny#y#)", PyBool_FromLong(complete), (const char *)offsets,
+                               (Py_ssize_t)(count * sizeof *offsets), (const char *)marks,
+                               (Py_ssize_t)count);
+    }
+    PyMem_RawFree(offsets);
+    PyMem_RawFree(marks);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take_values", take_values, METH_VARARGS, take_values_doc},
+    {"scan_structure", scan_structure, METH_VARARGS, scan_structure_doc},
     {NULL, NULL, 0, NULL},
 };
 
