@@ -53,7 +53,7 @@ def _add_common(parser):
 def _add_jobs(parser):
     parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                         help="processes that verify parts of a large output at once, one per "
-                             "128 MB at most (default: the usable CPU count)")
+                             "256 MB at most (default: the usable CPU count)")
 
 
 def build_parser():

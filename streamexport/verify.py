@@ -1175,7 +1175,8 @@ def verify(path, against=None, *, key=None, keep_prefix=False, strip_prefixes=()
     ``allow_slow_backend``) and the checkpoint's own errors (CheckpointError) when it cannot
     be opened. ``progress``: None, "bar" or "log", over the bytes read (see export).
     ``jobs``: processes reading parts of a large export at once (_verify_parallel); the
-    report is the same as with one.
+    report is the same as with one. They are started with multiprocessing's "spawn", so a
+    script that asks for more than one must call verify under ``if __name__ == "__main__":``.
     """
     if float_format is not None and float_format not in _FLOAT_MODES:
         raise ValueError(f"float_format must be 'exact' or 'shortest', not {float_format!r}")
