@@ -23,7 +23,6 @@ hour to verify on one core; its tensors, though, can be read apart. ``verify_in_
 So a sound export gets the one-process report (counts, float format) in a fraction of its
 time, and any other file the one-process report, later.
 """
-import mmap
 import multiprocessing
 import os
 import signal
@@ -66,49 +65,68 @@ def verify_in_parts(backend, path, jobs, options):
 def _layout(path, scan_structure):
     """(prefix end, [(start, end) of each params member], suffix start), or None."""
     with open(path, "rb") as file:
-        if os.fstat(file.fileno()).st_size == 0:
+        marked = _marks(file, scan_structure)
+        if marked is None:
             return None
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            complete, offsets, marks = scan_structure(mapped, 2)
-            if not complete:
+        offsets, kinds = marked
+        opens = np.isin(kinds, (ord("{"), ord("[")))
+        closes = np.isin(kinds, (ord("}"), ord("]")))
+        level = np.cumsum(opens.astype(np.int64) - closes) - opens   # an opener: before it
+        top = np.flatnonzero(level <= 1)
+        # the top object's own marks: { key : value-open value-close , key : ... }
+        if len(top) < 2 or kinds[top[0]] != ord("{") or level[top[0]] != 0 \
+                or kinds[top[-1]] != ord("}") or level[top[-1]] != 0:
+            return None
+        inner = top[1:-1]
+        names, values = [], []
+        begin = int(offsets[top[0]]) + 1
+        for at in range(0, len(inner), 4):
+            group = inner[at:at + 4]
+            if bytes(kinds[group]) not in (b":{}", b":{},"):
                 return None
-            offsets = np.frombuffer(offsets, np.int64)
-            kinds = np.frombuffer(marks, np.uint8)
-            opens = np.isin(kinds, (ord("{"), ord("[")))
-            closes = np.isin(kinds, (ord("}"), ord("]")))
-            after = np.cumsum(opens.astype(np.int64) - closes)
-            level = after - opens       # an opener counts at the depth before it
-            top = np.flatnonzero(level <= 1)
-            # the top object's own marks: { key : value-open value-close , key : ... }
-            if len(top) < 2 or kinds[top[0]] != ord("{") or level[top[0]] != 0 \
-                    or kinds[top[-1]] != ord("}") or level[top[-1]] != 0:
-                return None
-            inner = top[1:-1]
-            names = []
-            begin = int(offsets[top[0]]) + 1
-            values = []
-            for at in range(0, len(inner), 4):
-                group = inner[at:at + 4]
-                signature = bytes(kinds[group])
-                if signature not in (b":{}", b":{},") or len(group) < 3:
-                    return None
-                key = bytes(mapped[begin:int(offsets[group[0]])]).strip()
-                names.append(key)
-                values.append((group[1], group[2]))
-                if len(group) == 4:
-                    begin = int(offsets[group[3]]) + 1
-            if names not in ([b'"meta"', b'"params"'], [b'"params"']):
-                return None
-            opened, closed = values[-1]
-            prefix_end = int(offsets[opened]) + 1
-            suffix_start = int(offsets[closed])
-            inside = np.arange(opened + 1, closed)
-            commas = inside[(level[inside] == 2) & (kinds[inside] == ord(","))]
-            if not len(commas) or bytes(mapped[prefix_end:suffix_start]).strip() == b"":
-                return None
-    bounds = [prefix_end] + [int(offsets[c]) for c in commas] + [suffix_start]
+            file.seek(begin)
+            names.append(file.read(min(int(offsets[group[0]]) - begin, 64)).strip())
+            values.append((group[1], group[2]))
+            if len(group) == 4:
+                begin = int(offsets[group[3]]) + 1
+        if names not in ([b'"meta"', b'"params"'], [b'"params"']):
+            return None
+    opened, closed = values[-1]
+    inside = np.arange(opened + 1, closed)
+    commas = offsets[inside[(level[inside] == 2) & (kinds[inside] == ord(","))]]
+    if not len(commas):
+        return None             # one tensor or none: nothing to cut
+    prefix_end, suffix_start = int(offsets[opened]) + 1, int(offsets[closed])
+    bounds = [prefix_end] + commas.tolist() + [suffix_start]
     starts = [bounds[0]] + [b + 1 for b in bounds[1:-1]]
     return prefix_end, list(zip(starts, bounds[1:])), suffix_start
+
+
+_PIECE = 16 << 20
+
+
+def _marks(file, scan_structure):
+    """scan_structure over the whole file, read a piece at a time into one buffer (a
+    mapping of it would count the whole file in this process's memory): (offsets, marks)
+    as numpy arrays, or None if the text is not whole."""
+    buffer = bytearray(_PIECE)
+    state, base = (0, False, False), 0
+    offsets, marks = [], []
+    with memoryview(buffer) as view:
+        while True:
+            count = file.readinto(buffer)
+            if not count:
+                break
+            with view[:count] as piece:
+                state, broken, found, kinds = scan_structure(piece, 2, base, state)
+            offsets.append(found)
+            marks.append(kinds)
+            base += count
+            if broken:
+                return None
+    if state != (0, False, False) or base == 0:
+        return None
+    return np.frombuffer(b"".join(offsets), np.int64), np.frombuffer(b"".join(marks), np.uint8)
 
 
 def _runs(members, jobs):

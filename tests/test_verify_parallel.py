@@ -45,9 +45,17 @@ def reference_scan(text, max_depth):
     return not in_string and depth == 0, marks
 
 
-def scanned(text, max_depth):
-    complete, offsets, marks = scan_structure(text, max_depth)
-    return complete, list(zip(np.frombuffer(offsets, np.int64).tolist(), marks.decode()))
+def scanned(text, max_depth, pieces=1):
+    """scan_structure over ``text`` given in ``pieces`` parts: (whole, marks)."""
+    state, found = (0, False, False), []
+    cuts = np.linspace(0, len(text), pieces + 1).astype(int)
+    for begin, end in zip(cuts, cuts[1:]):
+        state, broken, offsets, marks = scan_structure(text[begin:end], max_depth, int(begin),
+                                                       state)
+        found += zip(np.frombuffer(offsets, np.int64).tolist(), marks.decode())
+        if broken:
+            return False, found
+    return state == (0, False, False), found
 
 
 def random_document(rng, depth=0):
@@ -67,11 +75,25 @@ def test_the_scan_follows_its_contract_on_random_documents_and_their_cuts():
         data = text.encode()
         for max_depth in (0, 1, 2, 5):
             assert scanned(data, max_depth) == reference_scan(data, max_depth), text
+        # in pieces, resumed from the state each piece ends in (inside strings too)
+        pieces = rng.randrange(2, 9)
+        assert scanned(data, 2, pieces) == reference_scan(data, 2), (text, pieces)
         cut = data[:rng.randrange(len(data) + 1)]
         assert scanned(cut, 2) == reference_scan(cut, 2), cut
     for broken in (b"]", b"{}]", b'{"a', b'"\\', b"[[", b'{"a":"}"'):
         assert scanned(broken, 2) == reference_scan(broken, 2)
         assert scanned(broken, 2)[0] is False
+
+
+def test_a_file_is_scanned_a_piece_at_a_time(tmp_path, monkeypatch):
+    text = json.dumps({"meta": {}, "params": {f"k{i}": [[1.5] * 7] * 3 for i in range(300)}},
+                      separators=(",", ":")).encode()
+    path = tmp_path / "doc.json"
+    path.write_bytes(text)
+    whole = parallel._layout(str(path), scan_structure)
+    monkeypatch.setattr(parallel, "_PIECE", 97)     # pieces that cut strings and numbers
+    assert parallel._layout(str(path), scan_structure) == whole
+    assert len(whole[1]) == 300
 
 
 def test_the_scan_is_long_enough_for_its_buffers_to_grow():

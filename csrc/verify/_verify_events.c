@@ -148,24 +148,32 @@ error:
 }
 
 PyDoc_STRVAR(scan_structure_doc,
-"scan_structure(data, max_depth) -> (complete, offsets, marks)\n\n"
+"scan_structure(data, max_depth, base=0, state=(0, False, False))\n"
+"    -> (state, broken, offsets, marks)\n\n"
 "The structural bytes ({ } [ ] , :) of the JSON text in the buffer data that lie outside\n"
-"strings at a nesting depth of at most max_depth (csrc/verify/se_scan.h): offsets as the\n"
-"bytes of an int64 array, marks as bytes, one per offset. complete is False when the text\n"
-"ends inside a string or a container, or closes one that was never opened (the marks then\n"
-"stop there). Runs without the GIL.");
+"strings at a nesting depth of at most max_depth (csrc/verify/se_scan.h): offsets (base\n"
+"plus the position in data) as the bytes of an int64 array, marks as bytes, one per\n"
+"offset. A text may come in pieces: state (depth, in a string, after a backslash) is where\n"
+"the scan of data ended, to pass with the next piece. broken: a bracket closed that was\n"
+"never opened (the marks stop there). The text was whole when, after its last piece,\n"
+"state is (0, False, False) and nothing broke. Runs without the GIL.");
 
-static PyObject *scan_structure(PyObject *self, PyObject *args)
+static PyObject *scan_structure(PyObject *self, PyObject *args, PyObject *kwargs)
 {
+    static char *keywords[] = {"data", "max_depth", "base", "state", NULL};
     Py_buffer data;
     long max_depth;
-    if (!PyArg_ParseTuple(args, "y*l:scan_structure", &data, &max_depth))
+    long long base = 0;
+    long depth = 0;
+    int in_string = 0, escaped = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*l|L(lpp):scan_structure", keywords,
+                                     &data, &max_depth, &base, &depth, &in_string, &escaped))
         return NULL;
-    se_scan_state state = {0, 0, 0, 0, 0};
+    se_scan_state state = {0, depth, in_string, escaped, 0};
     size_t count = 0, capacity = 1 << 12;
     int64_t *offsets = PyMem_RawMalloc(capacity * sizeof *offsets);
     unsigned char *marks = PyMem_RawMalloc(capacity);
-    int failed = offsets == NULL || marks == NULL;
+    int failed = offsets == NULL || marks == NULL || depth < 0;
     Py_BEGIN_ALLOW_THREADS
     while (!failed && !state.broken && state.position < (size_t)data.len) {
         if (count == capacity) {
@@ -183,16 +191,21 @@ static PyObject *scan_structure(PyObject *self, PyObject *args)
         count += se_scan(data.buf, (size_t)data.len, max_depth, &state, offsets + count,
                          marks + count, capacity - count);
     }
+    for (size_t i = 0; !failed && i < count; i++)
+        offsets[i] += base;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyObject *result = NULL;
     if (failed) {
-        PyErr_NoMemory();
+        if (depth < 0)
+            PyErr_SetString(PyExc_ValueError, "state's depth is negative");
+        else
+            PyErr_NoMemory();
     } else {
-        int complete = !state.broken && !state.in_string && state.depth == 0;
-        result = Py_BuildValue("(Ny#y#)", PyBool_FromLong(complete), (const char *)offsets,
-                               (Py_ssize_t)(count * sizeof *offsets), (const char *)marks,
-                               (Py_ssize_t)count);
+        result = Py_BuildValue("((lNN)Ny#y#)", state.depth, PyBool_FromLong(state.in_string),
+                               PyBool_FromLong(state.escaped), PyBool_FromLong(state.broken),
+                               (const char *)offsets, (Py_ssize_t)(count * sizeof *offsets),
+                               (const char *)marks, (Py_ssize_t)count);
     }
     PyMem_RawFree(offsets);
     PyMem_RawFree(marks);
@@ -201,7 +214,8 @@ static PyObject *scan_structure(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"take_values", take_values, METH_VARARGS, take_values_doc},
-    {"scan_structure", scan_structure, METH_VARARGS, scan_structure_doc},
+    {"scan_structure", (PyCFunction)(void (*)(void))scan_structure,
+     METH_VARARGS | METH_KEYWORDS, scan_structure_doc},
     {NULL, NULL, 0, NULL},
 };
 
