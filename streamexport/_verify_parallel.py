@@ -52,14 +52,26 @@ def verify_in_parts(backend, path, jobs, options):
     jobs = min(jobs, size // MIN_PART_BYTES)
     if jobs < 2 or backend.__name__.rsplit(".", 1)[-1] != "yajl2_c":
         return None
-    cut = _layout(path, scan_structure)
-    if cut is None:
-        return None
-    prefix_end, members, suffix_start = cut
-    parts = _runs(members, jobs)
-    if len(parts) < 2:
-        return None
-    return _run_parts(backend, path, size, parts, prefix_end, suffix_start, options)
+    context = multiprocessing.get_context("spawn")   # torch and threads: never fork
+    counter = context.Value("q", 0)
+    # the workers start (each imports torch, ~1-2 s) while this process scans the file
+    pool = context.Pool(jobs, initializer=_start_worker, initargs=(counter,))
+    try:
+        cut = _layout(path, scan_structure)
+        parts = _runs(cut[1], jobs) if cut is not None else []
+        if len(parts) < 2:
+            pool.terminate()
+            return None
+        results = _run_parts(pool, counter, path, size, parts, cut[0], cut[2], options)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    from .verify import VerifyReport
+    return _merge(VerifyReport(path, options.get("against")), backend, size, results,
+                  options)
 
 
 def _layout(path, scan_structure):
@@ -212,14 +224,12 @@ def _verify_part(path, size, prefix_end, part, suffix_start, options):
             "checkpoint_keys": verifier.checkpoint_keys}
 
 
-def _run_parts(backend, path, size, parts, prefix_end, suffix_start, options):
-    from .verify import VerifyReport
-    context = multiprocessing.get_context("spawn")   # torch and threads: never fork
-    counter = context.Value("q", 0)
+def _run_parts(pool, counter, path, size, parts, prefix_end, suffix_start, options):
+    """Each part verified on the pool; their results, in order. A worker's exception (a
+    CheckpointError, say) is raised here."""
     shown = None
     if options.get("progress"):
         shown = progress_for(options["progress"], size, "bytes", "verify: ")
-    pool = context.Pool(len(parts), initializer=_start_worker, initargs=(counter,))
     try:
         pending = pool.starmap_async(
             _verify_part, [(path, size, prefix_end, part, suffix_start, options)
@@ -231,17 +241,10 @@ def _run_parts(backend, path, size, parts, prefix_end, suffix_start, options):
                 now = min(counter.value, size)
                 shown.update(now - shown_bytes)
                 shown_bytes = now
-        results = pending.get()     # a worker's exception (CheckpointError, ...) is raised
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        return pending.get()
     finally:
-        pool.join()
         if shown is not None:
             shown.close()
-    return _merge(VerifyReport(path, options.get("against")), backend, size, results,
-                  options)
 
 
 def _merge(report, backend, size, results, options):

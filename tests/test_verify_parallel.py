@@ -265,3 +265,23 @@ def test_the_command_line_verifies_in_parts(tmp_path, checkpoint):
     assert done.returncode == 0, done.stderr.decode()
     assert "merged True" in done.stdout.decode()
     assert done.stderr.decode().splitlines()[-1].startswith("streamexport: verified")
+
+
+def test_a_file_that_cannot_be_cut_is_read_by_one_process(tmp_path, in_parts):
+    path = tmp_path / "one.pt"
+    torch.save({"only": torch.randn(50, 50)}, path)
+    out = tmp_path / "one.json"
+    streamexport.export(path, out, fsync=False)
+    many = verify(out, against=path, jobs=2)        # the workers start, then are let go
+    assert in_parts == [] and many.ok and _fields(many) == _fields(verify(out, against=path))
+
+
+def test_an_error_in_a_part_is_raised_as_one_process_raises_it(tmp_path, checkpoint, in_parts):
+    out = tmp_path / "out.json"
+    streamexport.export(checkpoint, out, fsync=False)
+    missing = tmp_path / "gone.pt"
+    with pytest.raises(streamexport.StreamExportError) as one:
+        verify(out, against=missing)
+    with pytest.raises(type(one.value)) as many:
+        verify(out, against=missing, jobs=2)
+    assert str(many.value) == str(one.value)
