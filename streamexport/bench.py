@@ -83,11 +83,9 @@ def _log(args, message):
 
 # ---- the machine -----------------------------------------------------------------------
 
-usable_cpus = usable_cpu_count
-
-
 def machine_info():
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(),
+            "usable_cpus": usable_cpu_count(),
             "cpu_model": platform.processor() or platform.machine(), "memory_bytes": None}
     try:
         with open("/proc/cpuinfo") as f:
@@ -815,7 +813,7 @@ def _export_threads(args, workdir, repeat):
     path = os.path.join(workdir, "export-threads-float32.pt")
     dataset = make_checkpoint(path, args.export_section_size, "float32", seed=args.seed)
     result = {"dataset": f"float32 {human_bytes(dataset['data_bytes'])}",
-              "elements": dataset["elements"], "usable_cpus": usable_cpus()}
+              "elements": dataset["elements"], "usable_cpus": usable_cpu_count()}
     try:
         _log(args, "formatter: export to /dev/null, 1 vs 2 threads")
         outputs = []
@@ -908,10 +906,10 @@ def _size_list(text):
 
 def _threads_list(text):
     if text == "all":
-        return [usable_cpus()]
+        return [usable_cpu_count()]
     out = []
     for part in text.split(","):
-        value = usable_cpus() if part.strip() == "all" else int(part)
+        value = usable_cpu_count() if part.strip() == "all" else int(part)
         if value < 1:
             raise argparse.ArgumentTypeError("threads must be >= 1")
         if value not in out:

@@ -23,7 +23,7 @@ import orjson
 
 from . import formatter
 from .errors import OutputError
-from .tensors import as_buffer, formatter_dtype, iter_chunks
+from .tensors import as_buffer, iter_chunks
 
 SAMPLE_BLOCKS = 256
 BLOCK_ELEMENTS = 4096
@@ -63,14 +63,9 @@ def size_bound(entries, header_bytes):
     """At least the document's size in bytes: every number at its dtype's longest."""
     total = header_bytes + _key_bytes(entries) + 2
     for entry in entries:
-        longest = _LONGEST_INT.get(formatter_dtype_name(entry), _LONGEST_FLOAT) + 1
+        longest = _LONGEST_INT.get(entry.dtype, _LONGEST_FLOAT) + 1
         total += math.prod(entry.shape) * longest + 3 * _lists(entry.shape)
     return total
-
-
-def formatter_dtype_name(entry):
-    """The formatter's name of an entry's dtype ("torch.float32" -> "float32")."""
-    return entry.torch_dtype.rsplit(".", 1)[-1]
 
 
 def estimate_size(entries, header_bytes, float_format):
@@ -93,7 +88,7 @@ def estimate_size(entries, header_bytes, float_format):
             begin = end
     by_dtype = {}
     for index, (nbytes, elements) in sampled.items():
-        pooled = by_dtype.setdefault(formatter_dtype_name(entries[index]), [0, 0])
+        pooled = by_dtype.setdefault(entries[index].dtype, [0, 0])
         pooled[0] += nbytes
         pooled[1] += elements
     size = header_bytes + _key_bytes(entries) + 2
@@ -103,7 +98,7 @@ def estimate_size(entries, header_bytes, float_format):
             continue
         own = sampled.get(index)
         if own is None:
-            name = formatter_dtype_name(entry)
+            name = entry.dtype
             if name not in by_dtype:      # no block fell in a tensor of this dtype: take one
                 by_dtype[name] = list(_sample(entry, 0, float_format))
             own = by_dtype[name]
@@ -129,7 +124,7 @@ def _add(sampled, index, sample):
 def _sample(entry, offset, float_format):
     """(bytes, elements) of the text of a block of the entry's tensor around ``offset``."""
     tensor = entry.tensor()
-    dtype = formatter_dtype(tensor, entry.name)
+    dtype = entry.dtype
     shape = tuple(tensor.shape)
     count = tensor.numel()
     size = min(BLOCK_ELEMENTS, count)
